@@ -1,0 +1,69 @@
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import { drizzle } from "drizzle-orm/d1";
+import { loadConfig } from "../config";
+import { downloadRoute } from "../download/route";
+import { METHODS } from "../methods";
+import { authenticate } from "./auth";
+import { findMethod } from "./dispatch";
+import { errorBody, parseOrThrow, requestEnvelope, success } from "./envelope";
+import { ApiError } from "./errors";
+
+export type HonoEnv = { Bindings: Env };
+
+const MAX_REQUEST_BYTES = 1024 * 1024;
+
+export function createApp() {
+  const app = new Hono<HonoEnv>();
+
+  app.post(
+    "/apijson.php",
+    bodyLimit({
+      maxSize: MAX_REQUEST_BYTES,
+      onError: () => {
+        throw new ApiError("PAYLOAD_TOO_LARGE", `The request body is larger than ${MAX_REQUEST_BYTES} bytes`);
+      },
+    }),
+    async (c) => {
+      const text = await c.req.text();
+      let body: unknown;
+      try {
+        body = JSON.parse(text);
+      } catch (error) {
+        const reason = error instanceof SyntaxError ? error.message : "not JSON";
+        throw new ApiError("BAD_REQUEST", `The request body is not valid JSON: ${reason}`);
+      }
+      if (typeof body !== "object" || body === null || Array.isArray(body)) {
+        throw new ApiError("BAD_REQUEST", "The request body must be a JSON object with username, usertoken, requesttype, requestmethod and details");
+      }
+      const envelope = parseOrThrow(requestEnvelope, body);
+      const method = findMethod(METHODS, envelope.requesttype, envelope.requestmethod);
+      const config = loadConfig(c.env);
+      const db = drizzle(c.env.DB);
+      const account = await authenticate(db, envelope.username, envelope.usertoken);
+      const details = parseOrThrow(method.details, envelope.details ?? {}, "details");
+      const data = await method.handle({ env: c.env, config, db, account, requestUrl: new URL(c.req.url) }, details);
+      return success(c, data);
+    },
+  );
+
+  app.all("/apijson.php", () => {
+    throw new ApiError("METHOD_NOT_ALLOWED", "Use POST with a JSON body");
+  });
+
+  app.route("/", downloadRoute);
+
+  app.notFound((c) => c.json(errorBody("Not found: the API is at POST /apijson.php"), 404));
+
+  // The one place errors become responses: every failure leaves as Pinpointe's ERROR envelope.
+  app.onError((error, c) => {
+    if (error instanceof ApiError) return c.json(errorBody(error.message), error.status);
+    if (error instanceof HTTPException) return c.json(errorBody(error.message || "Request failed"), error.status);
+    const reference = crypto.randomUUID();
+    console.error(`unhandled error ${reference}`, error);
+    return c.json(errorBody(`Internal error (reference ${reference})`), 500);
+  });
+
+  return app;
+}

@@ -1,0 +1,35 @@
+import type { Context } from "hono";
+import { z } from "zod";
+import { ApiError } from "./errors";
+
+/** Pinpointe's JSON request envelope. `details` is validated by each method. */
+export const requestEnvelope = z.object({
+  username: z.string({ error: "username must be a string" }).trim().min(1, "username must not be empty"),
+  usertoken: z.string({ error: "usertoken must be a string" }).min(1, "usertoken must not be empty"),
+  requesttype: z.string({ error: "requesttype must be a string" }).trim().min(1, "requesttype must not be empty"),
+  requestmethod: z.string({ error: "requestmethod must be a string" }).trim().min(1, "requestmethod must not be empty"),
+  details: z.unknown().optional(),
+});
+export type RequestEnvelope = z.infer<typeof requestEnvelope>;
+
+export const successBody = <T>(data: T) => ({ response: { status: "SUCCESS" as const, data } });
+export const errorBody = (errormessage: string) => ({ response: { status: "ERROR" as const, errormessage } });
+
+export const success = <T>(c: Context, data: T) => c.json(successBody(data), 200);
+
+/** Renders zod issues as "where: what" so a client sees which field was wrong. */
+export function describeIssues(error: z.ZodError, root?: string): string {
+  return error.issues
+    .map((issue) => {
+      const path = [root, ...issue.path.map(String)].filter(Boolean).join(".");
+      return path ? `${path}: ${issue.message}` : issue.message;
+    })
+    .join("; ");
+}
+
+/** Parses with a schema, turning a failure into a 400 that names each bad field. */
+export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, root?: string): z.output<S> {
+  const result = schema.safeParse(value);
+  if (!result.success) throw new ApiError("BAD_REQUEST", describeIssues(result.error, root));
+  return result.data;
+}

@@ -1,0 +1,23 @@
+import type { DrizzleD1Database } from "drizzle-orm/d1";
+import type { z } from "zod";
+import type { Config } from "../config";
+import type { Account } from "../db/schema";
+
+export interface MethodContext {
+  env: Env;
+  config: Config;
+  db: DrizzleD1Database;
+  account: Account;
+  /** The origin the request came to, for links when PUBLIC_BASE_URL is not more specific. */
+  requestUrl: URL;
+}
+
+/** One Pinpointe API method: its names, the schema of its `details`, and what it does. */
+export interface ApiMethod<S extends z.ZodType = z.ZodType> {
+  requesttype: string;
+  requestmethod: string;
+  details: S;
+  handle(context: MethodContext, details: z.output<S>): Promise<unknown>;
+}
+
+export const defineMethod = <S extends z.ZodType>(method: ApiMethod<S>): ApiMethod<S> => method;

@@ -1,0 +1,200 @@
+import { and, asc, eq, inArray, lte, sql } from "drizzle-orm";
+import type { DrizzleD1Database } from "drizzle-orm/d1";
+import { exportCarry, exportJobs, type ExportJob } from "../db/schema";
+import type { UploadedPart } from "./r2_writer";
+
+/**
+ * The job row is the export's checkpoint and its lock.
+ *
+ * A slice first takes a lease: it bumps `version` and sets `lease_expires_at`, which only succeeds when no
+ * other slice holds a live lease. Every later write names the version it leased, so a slice that lost its
+ * lease (it ran too long, or another took over after it seemed dead) can change nothing.
+ */
+
+export type Claim =
+  | { claimed: true; job: ExportJob }
+  | { claimed: false; reason: "finished"; job: ExportJob }
+  | { claimed: false; reason: "leased"; retryInMs: number }
+  | { claimed: false; reason: "missing" };
+
+export async function claimJob(db: DrizzleD1Database, jobId: string, now: number, leaseMs: number): Promise<Claim> {
+  const [job] = await db
+    .update(exportJobs)
+    .set({
+      state: "running",
+      version: sql`${exportJobs.version} + 1`,
+      leaseExpiresAt: now + leaseMs,
+      slices: sql`${exportJobs.slices} + 1`,
+      startedAt: sql`coalesce(${exportJobs.startedAt}, ${new Date(now).toISOString()})`,
+    })
+    .where(
+      and(eq(exportJobs.id, jobId), inArray(exportJobs.state, ["queued", "running"]), lte(exportJobs.leaseExpiresAt, now)),
+    )
+    .returning();
+  if (job) return { claimed: true, job };
+  const current = await db.select().from(exportJobs).where(eq(exportJobs.id, jobId)).get();
+  if (!current) return { claimed: false, reason: "missing" };
+  if (current.state === "complete" || current.state === "failed") return { claimed: false, reason: "finished", job: current };
+  return { claimed: false, reason: "leased", retryInMs: Math.max(0, current.leaseExpiresAt - now) };
+}
+
+// Base64 of at most this many bytes is 1.5 MB, under D1's 2 MB limit on one value.
+const CARRY_CHUNK_BYTES = 1_125_000;
+
+function toBase64(bytes: Uint8Array): string {
+  let binary = "";
+  for (let i = 0; i < bytes.byteLength; i += 0x8000) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary);
+}
+
+function fromBase64(text: string): Uint8Array {
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
+export async function loadCarry(db: DrizzleD1Database, job: ExportJob): Promise<Uint8Array> {
+  if (job.carryBytes === 0) return new Uint8Array(0);
+  const chunks = await db
+    .select({ data: exportCarry.data })
+    .from(exportCarry)
+    .where(eq(exportCarry.jobId, job.id))
+    .orderBy(asc(exportCarry.seq));
+  const carry = new Uint8Array(job.carryBytes);
+  let offset = 0;
+  for (const chunk of chunks) {
+    const bytes = fromBase64(chunk.data);
+    carry.set(bytes, offset);
+    offset += bytes.byteLength;
+  }
+  if (offset !== job.carryBytes) throw new Error(`checkpoint of job ${job.id} is damaged: carry has ${offset} of ${job.carryBytes} bytes`);
+  return carry;
+}
+
+export interface Checkpoint {
+  cursor: number;
+  processedCount: number;
+  bytesWritten: number;
+  uploadId: string | null;
+  parts: UploadedPart[];
+  carry: Uint8Array;
+  finalizing: boolean;
+}
+
+export class LeaseLostError extends Error {
+  constructor(jobId: string) {
+    super(`job ${jobId}: another slice took over; this slice's work is discarded`);
+    this.name = "LeaseLostError";
+  }
+}
+
+/**
+ * Saves a checkpoint in one D1 transaction, and either releases the lease or, with `keepLeaseUntil`, keeps it.
+ * Refused (LeaseLostError) unless the job is still at the version this slice leased. Returns the new version.
+ */
+export async function saveCheckpoint(
+  d1: D1Database,
+  jobId: string,
+  leasedVersion: number,
+  checkpoint: Checkpoint,
+  keepLeaseUntil = 0,
+): Promise<number> {
+  const next = leasedVersion + 1;
+  const stillOurs = `(SELECT version FROM export_jobs WHERE id = ?) = ?`;
+  const statements = [
+    d1
+      .prepare(
+        `UPDATE export_jobs SET cursor = ?, processed_count = ?, bytes_written = ?, upload_id = ?, parts = ?,
+           carry_bytes = ?, finalizing = ?, version = ?, lease_expires_at = ?
+         WHERE id = ? AND version = ?`,
+      )
+      .bind(
+        checkpoint.cursor,
+        checkpoint.processedCount,
+        checkpoint.bytesWritten,
+        checkpoint.uploadId,
+        JSON.stringify(checkpoint.parts),
+        checkpoint.carry.byteLength,
+        checkpoint.finalizing ? 1 : 0,
+        next,
+        keepLeaseUntil,
+        jobId,
+        leasedVersion,
+      ),
+    d1.prepare(`DELETE FROM export_carry WHERE job_id = ? AND ${stillOurs}`).bind(jobId, jobId, next),
+  ];
+  for (let seq = 0, offset = 0; offset < checkpoint.carry.byteLength; seq++, offset += CARRY_CHUNK_BYTES) {
+    const chunk = toBase64(checkpoint.carry.subarray(offset, offset + CARRY_CHUNK_BYTES));
+    statements.push(
+      d1
+        .prepare(`INSERT INTO export_carry (job_id, seq, data) SELECT ?, ?, ? WHERE ${stillOurs}`)
+        .bind(jobId, seq, chunk, jobId, next),
+    );
+  }
+  const [update] = await d1.batch(statements);
+  if (update?.meta.changes !== 1) throw new LeaseLostError(jobId);
+  return next;
+}
+
+/** Marks the job complete, if this slice still holds it. */
+export async function completeJob(
+  db: DrizzleD1Database,
+  jobId: string,
+  leasedVersion: number,
+  result: { processedCount: number; bytesWritten: number; completedAt: Date; linkExpiresAt: Date },
+): Promise<ExportJob> {
+  const [job] = await db
+    .update(exportJobs)
+    .set({
+      state: "complete",
+      processedCount: result.processedCount,
+      totalCount: result.processedCount,
+      bytesWritten: result.bytesWritten,
+      completedAt: result.completedAt.toISOString(),
+      linkExpiresAt: result.linkExpiresAt.toISOString(),
+      version: leasedVersion + 1,
+      leaseExpiresAt: 0,
+      carryBytes: 0,
+    })
+    .where(and(eq(exportJobs.id, jobId), eq(exportJobs.version, leasedVersion)))
+    .returning();
+  if (!job) throw new LeaseLostError(jobId);
+  await db.delete(exportCarry).where(eq(exportCarry.jobId, jobId));
+  return job;
+}
+
+/** Marks an unfinished job failed, unless a slice holds a live lease on it. Returns the job if it changed. */
+export async function failJob(
+  db: DrizzleD1Database,
+  jobId: string,
+  errorMessage: string,
+  now: number,
+): Promise<ExportJob | undefined> {
+  const [job] = await db
+    .update(exportJobs)
+    .set({
+      state: "failed",
+      errorMessage,
+      completedAt: new Date(now).toISOString(),
+      version: sql`${exportJobs.version} + 1`,
+      leaseExpiresAt: 0,
+      carryBytes: 0,
+    })
+    .where(
+      and(eq(exportJobs.id, jobId), inArray(exportJobs.state, ["queued", "running"]), lte(exportJobs.leaseExpiresAt, now)),
+    )
+    .returning();
+  if (job) await db.delete(exportCarry).where(eq(exportCarry.jobId, jobId));
+  return job;
+}
+
+/** Gives a lease back early, after a slice failed, so a retry need not wait for it to expire. */
+export async function releaseLease(db: DrizzleD1Database, jobId: string, leasedVersion: number): Promise<void> {
+  await db
+    .update(exportJobs)
+    .set({ leaseExpiresAt: 0 })
+    .where(and(eq(exportJobs.id, jobId), eq(exportJobs.version, leasedVersion)));
+}

@@ -1,0 +1,54 @@
+import type { ExportSpec } from "./spec";
+
+/**
+ * Turns pages of query records into the bytes of the file. A file is head + rows + tail; the count is only
+ * known at the end, so the JSON envelope puts it after the subscribers:
+ *   {"response":{"status":"SUCCESS","data":{"subscribers":[…],"count":N}}}
+ */
+export interface Encoder {
+  head(): string;
+  /** Encodes one page; `rowsBefore` is how many rows the file already holds (for separators). */
+  page(records: readonly string[], rowsBefore: number): string;
+  tail(count: number): string;
+}
+
+const jsonEncoder: Encoder = {
+  head: () => `{"response":{"status":"SUCCESS","data":{"subscribers":[`,
+  // Each record is already a JSON object built by SQLite.
+  page: (records, rowsBefore) => (rowsBefore > 0 ? "," : "") + records.join(","),
+  tail: (count) => `],"count":${count}}}}`,
+};
+
+// Cells a spreadsheet would read as a formula (OWASP: = + - @ tab CR) get a leading apostrophe.
+const FORMULA_START = /^[=+\-@\t\r]/;
+const PLAIN_NUMBER = /^-?\d+(\.\d+)?$/;
+const NEEDS_QUOTES = /[",\r\n]/;
+
+/** One CSV cell per RFC 4180, safe from spreadsheet formula injection. */
+export function csvCell(value: unknown): string {
+  if (value === null || value === undefined) return "";
+  let text = Array.isArray(value) ? value.join("; ") : String(value);
+  if (FORMULA_START.test(text) && !(typeof value === "number" || PLAIN_NUMBER.test(text))) text = `'${text}`;
+  return NEEDS_QUOTES.test(text) || text !== text.trim() ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+const csvRow = (cells: readonly unknown[]) => cells.map(csvCell).join(",") + "\r\n";
+
+function csvEncoder(spec: ExportSpec): Encoder {
+  const header = [
+    "subscriberid",
+    "emailaddress",
+    "status",
+    "subscribedate",
+    ...spec.customFields.map((f) => f.name),
+    ...(spec.includeMembership ? ["tags"] : []),
+  ];
+  return {
+    head: () => csvRow(header),
+    // Each record is a JSON array of the row's cells, built by SQLite.
+    page: (records) => records.map((record) => csvRow(JSON.parse(record) as unknown[])).join(""),
+    tail: () => "",
+  };
+}
+
+export const encoderFor = (spec: ExportSpec): Encoder => (spec.format === "csv" ? csvEncoder(spec) : jsonEncoder);

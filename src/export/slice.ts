@@ -1,0 +1,184 @@
+import { and, eq } from "drizzle-orm";
+import type { DrizzleD1Database } from "drizzle-orm/d1";
+import type { Config } from "../config";
+import { exportJobs, type ExportJob } from "../db/schema";
+import { claimJob, completeJob, LeaseLostError, loadCarry, releaseLease, saveCheckpoint } from "./checkpoint";
+import { encoderFor } from "./encode";
+import { CONTENT_TYPES, exportFileName } from "./files";
+import { loadCustomFieldTypes, pageQuery } from "./query";
+import { R2PartWriter } from "./r2_writer";
+import type { ExportSpec } from "./spec";
+
+/** Points where tests make a slice die, to prove that the job still completes with the right file. */
+export type FaultPoint =
+  | "after-read"
+  | "after-write"
+  | "after-part-upload"
+  | "before-checkpoint"
+  | "before-complete"
+  | "after-complete"
+  | "before-notify";
+
+export interface SliceDeps {
+  env: Env;
+  config: Config;
+  db: DrizzleD1Database;
+  now: () => number;
+  /** Test hook: throwing here simulates the slice dying at that point. */
+  fault?: (point: FaultPoint) => void | Promise<void>;
+}
+
+export type SliceOutcome =
+  | { kind: "continue"; job: ExportJob }
+  | { kind: "complete"; job: ExportJob }
+  | { kind: "finished"; job: ExportJob }
+  | { kind: "busy"; retryInMs: number }
+  | { kind: "missing" };
+
+/** A slice may overrun its budget by one page, a checkpoint and the last upload; the lease covers that. */
+const LEASE_MARGIN_MS = 120_000;
+/** The job row's count is refreshed this often during a slice, for the status call. */
+const PROGRESS_INTERVAL_MS = 5_000;
+
+const textEncoder = new TextEncoder();
+
+/**
+ * Runs one slice of an export: resumes from the job's checkpoint, pages through D1 by subscriber id, and
+ * streams the file into R2 until the data ends (then completes the file) or the time budget runs out
+ * (then checkpoints, and the caller enqueues a continuation).
+ */
+export async function runExportSlice(deps: SliceDeps, jobId: string): Promise<SliceOutcome> {
+  const started = deps.now();
+  const leaseMs = deps.config.EXPORT_SLICE_BUDGET_MS + LEASE_MARGIN_MS;
+  const claim = await claimJob(deps.db, jobId, started, leaseMs);
+  if (!claim.claimed) {
+    if (claim.reason === "finished") return { kind: "finished", job: claim.job };
+    if (claim.reason === "leased") return { kind: "busy", retryInMs: claim.retryInMs };
+    return { kind: "missing" };
+  }
+  const lease = { version: claim.job.version };
+  try {
+    return await exportFromCheckpoint(deps, claim.job, lease, started, leaseMs);
+  } catch (error) {
+    // Give the lease back so the retry need not wait for it to expire. (A killed isolate cannot; its lease
+    // simply runs out.)
+    if (!(error instanceof LeaseLostError)) await releaseLease(deps.db, jobId, lease.version).catch(() => {});
+    throw error;
+  }
+}
+
+async function exportFromCheckpoint(
+  deps: SliceDeps,
+  job: ExportJob,
+  lease: { version: number },
+  started: number,
+  leaseMs: number,
+): Promise<SliceOutcome> {
+  const { env, config, db } = deps;
+  const fault = deps.fault ?? (() => {});
+  const spec = job.spec as ExportSpec;
+
+  const writer = new R2PartWriter(
+    env.EXPORTS,
+    job.objectKey,
+    {
+      partSize: config.EXPORT_PART_SIZE,
+      httpMetadata: {
+        contentType: CONTENT_TYPES[spec.format],
+        contentDisposition: `attachment; filename="${exportFileName(job.id, spec.format)}"`,
+      },
+      customMetadata: { jobId: job.id },
+      onPartUploaded: () => fault("after-part-upload"),
+    },
+    { uploadId: job.uploadId, parts: job.parts, carry: await loadCarry(db, job) },
+  );
+
+  const finish = async (processedCount: number, bytesWritten: number) => {
+    await fault("before-complete");
+    // A slice that died after R2 completed the upload left the object behind: it is the finished file.
+    const stored = job.finalizing ? await env.EXPORTS.head(job.objectKey) : null;
+    if (!stored) await writer.complete();
+    await fault("after-complete");
+    const completedAt = new Date(deps.now());
+    const done = await completeJob(db, job.id, lease.version, {
+      processedCount,
+      bytesWritten,
+      completedAt,
+      linkExpiresAt: new Date(completedAt.getTime() + config.DOWNLOAD_LINK_TTL_SECONDS * 1000),
+    });
+    return { kind: "complete", job: done } as const;
+  };
+
+  if (job.finalizing) return finish(job.processedCount, job.bytesWritten);
+
+  const encoder = encoderFor(spec);
+  let cursor = job.cursor;
+  let count = job.processedCount;
+  let bytes = job.bytesWritten;
+  const write = async (text: string) => {
+    const encoded = textEncoder.encode(text);
+    bytes += encoded.byteLength;
+    await writer.write(encoded);
+  };
+  if (bytes === 0) await write(encoder.head());
+
+  const query = pageQuery(spec, job.accountId, await loadCustomFieldTypes(db, job.accountId));
+  const pageSize = config.EXPORT_PAGE_SIZE;
+  const readPage = (afterId: number) => db.values<[number, string]>(query(afterId, pageSize));
+
+  let pages = 0;
+  let lastProgress = started;
+  let next = readPage(cursor);
+  for (;;) {
+    const rows = await next;
+    pages++;
+    await fault("after-read");
+    const endOfData = rows.length < pageSize;
+    const outOfBudget =
+      deps.now() - started >= config.EXPORT_SLICE_BUDGET_MS ||
+      (config.EXPORT_SLICE_MAX_PAGES > 0 && pages >= config.EXPORT_SLICE_MAX_PAGES);
+    // Ask D1 for the next page now, so it is read while this one is encoded and uploaded.
+    if (!endOfData && !outOfBudget) next = readPage(rows[rows.length - 1]![0]);
+    if (rows.length > 0) {
+      await write(encoder.page(rows.map((row) => row[1]), count));
+      count += rows.length;
+      cursor = rows[rows.length - 1]![0];
+    }
+    await fault("after-write");
+    if (endOfData) break;
+    if (outOfBudget) {
+      const state = await writer.state();
+      await fault("before-checkpoint");
+      await saveCheckpoint(env.DB, job.id, lease.version, {
+        cursor,
+        processedCount: count,
+        bytesWritten: bytes,
+        ...state,
+        finalizing: false,
+      });
+      return { kind: "continue", job };
+    }
+    if (deps.now() - lastProgress >= PROGRESS_INTERVAL_MS) {
+      lastProgress = deps.now();
+      await db
+        .update(exportJobs)
+        .set({ processedCount: count })
+        .where(and(eq(exportJobs.id, job.id), eq(exportJobs.version, lease.version)));
+    }
+  }
+
+  await write(encoder.tail(count));
+  const state = await writer.sendLastPart();
+  if (state.uploadId) {
+    // Every part is in R2 now; record them so that a slice dying before complete() can finish the upload.
+    await fault("before-checkpoint");
+    lease.version = await saveCheckpoint(
+      env.DB,
+      job.id,
+      lease.version,
+      { cursor, processedCount: count, bytesWritten: bytes, ...state, finalizing: true },
+      deps.now() + leaseMs,
+    );
+  }
+  return finish(count, bytes);
+}

@@ -1,0 +1,18 @@
+import type { ExportFormat, SubscriberStatus } from "../db/schema";
+import type { RuleGroup } from "../segments/rules";
+
+/**
+ * Everything an export needs, frozen when the request is accepted, so that every slice of a job
+ * exports the same thing even if the segments are edited meanwhile.
+ */
+export interface ExportSpec {
+  segmentIds: number[];
+  segments: Array<{ id: number; name: string; rules: RuleGroup }>;
+  status: SubscriberStatus | "any";
+  includeMembership: boolean;
+  /** Requested custom fields in output order. */
+  customFields: Array<{ id: number; name: string }>;
+  format: ExportFormat;
+  /** "within the last N days" is measured from the moment of the request. */
+  requestedAt: string;
+}

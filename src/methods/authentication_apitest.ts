@@ -1,0 +1,12 @@
+import { z } from "zod";
+import { defineMethod } from "../api/method";
+
+/** Authentication / APITest: succeeds when the credentials are valid (authentication runs before every method). */
+export const apiTest = defineMethod({
+  requesttype: "Authentication",
+  requestmethod: "APITest",
+  details: z.unknown(),
+  async handle({ account }) {
+    return { authenticated: true, username: account.username };
+  },
+});

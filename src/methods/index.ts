@@ -1,0 +1,13 @@
+import type { ApiMethod } from "../api/method";
+import { apiTest } from "./authentication_apitest";
+import { getSegments } from "./segments_get_segments";
+import { getSegmentSubscribersAsync } from "./segments_get_segment_subscribers_async";
+import { getSegmentSubscribersAsyncStatus } from "./segments_get_segment_subscribers_async_status";
+
+/** Every method the API answers, looked up by src/api/dispatch.ts. */
+export const METHODS: readonly ApiMethod[] = [
+  apiTest,
+  getSegments,
+  getSegmentSubscribersAsync,
+  getSegmentSubscribersAsyncStatus,
+] as ApiMethod[];

@@ -1,0 +1,75 @@
+import { and, eq, sql } from "drizzle-orm";
+import type { DrizzleD1Database } from "drizzle-orm/d1";
+import type { Config } from "../config";
+import { accounts, exportJobs, type ExportJob } from "../db/schema";
+import { downloadLinkFor } from "../export/link";
+import { sendExportEmail } from "./email";
+import { exportEvent } from "./event";
+import { clampDelay, notifyRetryDelay } from "./backoff";
+import type { DeliveryResult } from "./result";
+import { sendWebhook } from "./webhook";
+
+export interface NotifyDeps {
+  env: Env;
+  config: Config;
+  db: DrizzleD1Database;
+  now: () => number;
+  fetch?: typeof fetch;
+}
+
+export type NotifyOutcome =
+  | { action: "done"; state: "delivered" | "failed" | "not-pending" }
+  | { action: "retry"; delaySeconds: number };
+
+/** The webhook-id of a job's notification: one event per job, the same on every retry. */
+export const webhookMessageId = (jobId: string) => `msg_${jobId}`;
+
+async function attempt(deps: NotifyDeps, job: ExportJob): Promise<DeliveryResult> {
+  const now = new Date(deps.now());
+  const event = exportEvent(job, await downloadLinkFor(job, deps.config, now));
+  if (job.notifyType === "email") return sendExportEmail(deps.env.MAILER, job.notifyTarget, event);
+  const account = await deps.db
+    .select({ secret: accounts.webhookSecret })
+    .from(accounts)
+    .where(eq(accounts.id, job.accountId))
+    .get();
+  if (!account) return { ok: false, retryable: false, error: "the account no longer exists" };
+  return sendWebhook({
+    url: job.notifyTarget,
+    secret: account.secret,
+    messageId: webhookMessageId(job.id),
+    event,
+    timeoutMs: deps.config.WEBHOOK_TIMEOUT_MS,
+    now,
+    ...(deps.fetch ? { fetch: deps.fetch } : {}),
+  });
+}
+
+/**
+ * Makes one attempt to deliver a finished job's notification and records the outcome on the job.
+ * Says when to try again, or that it is done (delivered, or given up after NOTIFY_MAX_ATTEMPTS).
+ */
+export async function deliverNotification(deps: NotifyDeps, job: ExportJob): Promise<NotifyOutcome> {
+  if (job.notifyState !== "pending") return { action: "done", state: "not-pending" };
+  const result = await attempt(deps, job);
+  const attempts = job.notifyAttempts + 1;
+  const giveUp = !result.ok && (!result.retryable || attempts >= deps.config.NOTIFY_MAX_ATTEMPTS);
+  const state = result.ok ? "delivered" : giveUp ? "failed" : "pending";
+  await deps.db
+    .update(exportJobs)
+    .set({
+      notifyAttempts: sql`${exportJobs.notifyAttempts} + 1`,
+      notifyState: state,
+      notifyError: result.ok ? null : result.error,
+      ...(result.ok ? { notifiedAt: new Date(deps.now()).toISOString() } : {}),
+    })
+    .where(and(eq(exportJobs.id, job.id), eq(exportJobs.notifyState, "pending")));
+  if (result.ok) return { action: "done", state: "delivered" };
+  if (giveUp) {
+    console.warn(`job ${job.id}: notification given up after ${attempts} attempt(s): ${result.error}`);
+    return { action: "done", state: "failed" };
+  }
+  const delaySeconds =
+    result.retryAfterSeconds !== undefined ? clampDelay(result.retryAfterSeconds) : notifyRetryDelay(attempts);
+  return { action: "retry", delaySeconds };
+}
