@@ -1,0 +1,173 @@
+/** Small builders for test data, on the pool's real D1, and a caller for the API. */
+import { env, exports } from "cloudflare:workers";
+import { drizzle } from "drizzle-orm/d1";
+import { hashToken } from "../src/api/auth";
+import {
+  accounts,
+  customFields,
+  lists,
+  segments,
+  subscribers,
+  subscriberTags,
+  tags,
+  type CustomFieldType,
+  type SubscriberStatus,
+} from "../src/db/schema";
+import type { RuleGroup } from "../src/segments/rules";
+
+export const db = () => drizzle(env.DB);
+
+let counter = 0;
+export const unique = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${++counter}`;
+
+export interface TestAccount {
+  id: number;
+  username: string;
+  usertoken: string;
+  webhookSecret: string;
+}
+
+const randomSecret = () => {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return `whsec_${btoa(String.fromCharCode(...bytes))}`;
+};
+
+export async function createAccount(username = unique("user")): Promise<TestAccount> {
+  const usertoken = `token-${crypto.randomUUID()}`;
+  const tokenSalt = crypto.randomUUID();
+  const webhookSecret = randomSecret();
+  const [row] = await db()
+    .insert(accounts)
+    .values({ username, tokenSalt, tokenHash: await hashToken(tokenSalt, usertoken), webhookSecret })
+    .returning({ id: accounts.id });
+  return { id: row!.id, username, usertoken, webhookSecret };
+}
+
+export async function createList(accountId: number, name = unique("list")) {
+  const [row] = await db().insert(lists).values({ accountId, name }).returning({ id: lists.id });
+  return row!.id;
+}
+
+export async function createField(accountId: number, name: string, type: CustomFieldType = "text") {
+  const [row] = await db().insert(customFields).values({ accountId, name, type }).returning({ id: customFields.id });
+  return row!.id;
+}
+
+export async function createTag(accountId: number, name: string) {
+  const [row] = await db().insert(tags).values({ accountId, name }).returning({ id: tags.id });
+  return row!.id;
+}
+
+export interface SubscriberInput {
+  email: string;
+  status?: SubscriberStatus;
+  subscribeDate?: string;
+  fields?: Record<number, string | number | null>;
+  tags?: number[];
+}
+
+export async function addSubscriber(accountId: number, listId: number, input: SubscriberInput): Promise<number> {
+  const [row] = await db()
+    .insert(subscribers)
+    .values({
+      accountId,
+      listId,
+      email: input.email,
+      status: input.status ?? "active",
+      subscribeDate: input.subscribeDate ?? "2025-01-15T10:00:00Z",
+      customFields: Object.fromEntries(Object.entries(input.fields ?? {}).map(([k, v]) => [String(k), v])),
+    })
+    .returning({ id: subscribers.id });
+  const id = row!.id;
+  if (input.tags?.length) {
+    await db()
+      .insert(subscriberTags)
+      .values(input.tags.map((tagId) => ({ subscriberId: id, tagId })));
+  }
+  return id;
+}
+
+export async function createSegment(accountId: number, rules: RuleGroup, name = unique("segment")) {
+  const [row] = await db().insert(segments).values({ accountId, name, rules }).returning({ id: segments.id });
+  return row!.id;
+}
+
+export function request(account: Pick<TestAccount, "username" | "usertoken">, requesttype: string, requestmethod: string, details?: unknown) {
+  return { username: account.username, usertoken: account.usertoken, requesttype, requestmethod, details };
+}
+
+export interface ApiResponse<T = unknown> {
+  status: number;
+  body: { response: { status: "SUCCESS"; data: T } | { status: "ERROR"; errormessage: string } };
+}
+
+/** POSTs to /apijson.php; a string body is sent as is (for malformed JSON). */
+export async function callApi<T = any>(body: unknown): Promise<ApiResponse<T>> {
+  const res = await exports.default.fetch("https://exports.test/apijson.php", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as ApiResponse<T>["body"] };
+}
+
+/** The data of a SUCCESS response; fails the test with the error message otherwise. */
+export function dataOf<T>(response: ApiResponse<T>): T {
+  if (response.body.response.status !== "SUCCESS") {
+    throw new Error(`expected SUCCESS, got ${response.status}: ${response.body.response.errormessage}`);
+  }
+  return response.body.response.data;
+}
+
+/**
+ * A small, realistic account: two lists, three custom fields, three tags, subscribers in every status,
+ * and three segments. Returns the ids and the subscribers as inserted, for checking exports against.
+ */
+export async function seedScenario() {
+  const account = await createAccount();
+  const newsletter = await createList(account.id, "Newsletter");
+  const customers = await createList(account.id, "Customers");
+  const firstName = await createField(account.id, "First Name", "text");
+  const company = await createField(account.id, "Company", "text");
+  const score = await createField(account.id, "Score", "number");
+  const vip = await createTag(account.id, "vip");
+  const trial = await createTag(account.id, "trial");
+  const churned = await createTag(account.id, "churned");
+
+  const statuses: SubscriberStatus[] = ["active", "inactive", "bounced", "unsubscribed"];
+  const people: Array<SubscriberInput & { id: number; listId: number }> = [];
+  for (let i = 0; i < 24; i++) {
+    const listId = i % 3 === 0 ? customers : newsletter;
+    const input: SubscriberInput = {
+      email: `person${String(i).padStart(2, "0")}@example.com`,
+      status: statuses[i % 4],
+      subscribeDate: `2025-0${(i % 9) + 1}-1${i % 10}T08:30:00Z`,
+      fields: { [firstName]: `Name ${i}`, [company]: i % 2 === 0 ? "Acme, Inc." : "Globex", [score]: i * 10 },
+      tags: [vip, trial, churned].filter((_, t) => (i >> t) & 1),
+    };
+    people.push({ ...input, id: await addSubscriber(account.id, listId, input), listId });
+  }
+  const customerSegment = await createSegment(
+    account.id,
+    { match: "all", rules: [{ field: "list", operator: "equals", value: customers }] },
+    "Customers",
+  );
+  const vipSegment = await createSegment(
+    account.id,
+    { match: "all", rules: [{ field: "tag", operator: "equals", value: vip }] },
+    "VIPs",
+  );
+  const acmeSegment = await createSegment(
+    account.id,
+    { match: "all", rules: [{ field: "customfield", fieldid: company, operator: "starts_with", value: "acme" }] },
+    "Acme",
+  );
+  return {
+    account,
+    lists: { newsletter, customers },
+    fields: { firstName, company, score },
+    tags: { vip, trial, churned },
+    segments: { customers: customerSegment, vip: vipSegment, acme: acmeSegment },
+    people,
+  };
+}
