@@ -15,9 +15,9 @@ export default defineConfig(async () => {
             DOWNLOAD_SIGNING_SECRET: "test-download-signing-secret",
             PUBLIC_BASE_URL: "https://exports.test",
             ALLOW_HTTP_WEBHOOKS: "false",
-            // Small pages and parts, so that tests cross page, part and slice boundaries with little data.
+            // Small pages, so that tests cross page and slice boundaries with little data. Parts are the smallest R2 allows.
             EXPORT_PAGE_SIZE: "7",
-            EXPORT_PART_SIZE: "4096",
+            EXPORT_PART_SIZE: String(5 * 1024 * 1024),
           },
           // The email-sending worker, bundled by test/global-setup.ts, behind the MAILER service binding.
           workers: [
@@ -36,6 +36,8 @@ export default defineConfig(async () => {
     test: {
       globalSetup: ["./test/global-setup.ts"],
       setupFiles: ["./test/apply-migrations.ts"],
+      // Some tests export several MB through the local R2; the machine is small and may be busy.
+      testTimeout: 60_000,
     },
   };
 });

@@ -2,12 +2,16 @@ import type { Context } from "hono";
 import { z } from "zod";
 import { ApiError } from "./errors";
 
+// Messages follow "field: what is wrong"; a missing field says so rather than "must be a string".
+const requiredString = () =>
+  z.string({ error: (issue) => (issue.input === undefined ? "is required" : "must be a string") });
+
 /** Pinpointe's JSON request envelope. `details` is validated by each method. */
 export const requestEnvelope = z.object({
-  username: z.string({ error: "username must be a string" }).trim().min(1, "username must not be empty"),
-  usertoken: z.string({ error: "usertoken must be a string" }).min(1, "usertoken must not be empty"),
-  requesttype: z.string({ error: "requesttype must be a string" }).trim().min(1, "requesttype must not be empty"),
-  requestmethod: z.string({ error: "requestmethod must be a string" }).trim().min(1, "requestmethod must not be empty"),
+  username: requiredString().trim().min(1, "must not be empty"),
+  usertoken: requiredString().min(1, "must not be empty"),
+  requesttype: requiredString().trim().min(1, "must not be empty"),
+  requestmethod: requiredString().trim().min(1, "must not be empty"),
   details: z.unknown().optional(),
 });
 export type RequestEnvelope = z.infer<typeof requestEnvelope>;

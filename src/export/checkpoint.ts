@@ -191,6 +191,15 @@ export async function failJob(
   return job;
 }
 
+/**
+ * Checks that this slice still holds the job, just before a write that cannot be fenced by D1 (storing the
+ * object in R2). A slice that lost its lease must not replace a file another slice finished.
+ */
+export async function assertLeaseHeld(db: DrizzleD1Database, jobId: string, leasedVersion: number): Promise<void> {
+  const job = await db.select({ version: exportJobs.version }).from(exportJobs).where(eq(exportJobs.id, jobId)).get();
+  if (job?.version !== leasedVersion) throw new LeaseLostError(jobId);
+}
+
 /** Gives a lease back early, after a slice failed, so a retry need not wait for it to expire. */
 export async function releaseLease(db: DrizzleD1Database, jobId: string, leasedVersion: number): Promise<void> {
   await db

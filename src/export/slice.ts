@@ -2,7 +2,7 @@ import { and, eq } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
 import type { Config } from "../config";
 import { exportJobs, type ExportJob } from "../db/schema";
-import { claimJob, completeJob, LeaseLostError, loadCarry, releaseLease, saveCheckpoint } from "./checkpoint";
+import { assertLeaseHeld, claimJob, completeJob, LeaseLostError, loadCarry, releaseLease, saveCheckpoint } from "./checkpoint";
 import { encoderFor } from "./encode";
 import { CONTENT_TYPES, exportFileName } from "./files";
 import { loadCustomFieldTypes, pageQuery } from "./query";
@@ -97,7 +97,10 @@ async function exportFromCheckpoint(
     await fault("before-complete");
     // A slice that died after R2 completed the upload left the object behind: it is the finished file.
     const stored = job.finalizing ? await env.EXPORTS.head(job.objectKey) : null;
-    if (!stored) await writer.complete();
+    if (!stored) {
+      await assertLeaseHeld(db, job.id, lease.version);
+      await writer.complete();
+    }
     await fault("after-complete");
     const completedAt = new Date(deps.now());
     const done = await completeJob(db, job.id, lease.version, {

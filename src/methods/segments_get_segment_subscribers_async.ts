@@ -22,7 +22,7 @@ export const booleanish = z.union([z.boolean(), z.number(), z.string()]).transfo
   return z.NEVER;
 });
 
-const segmentId = z.union([z.string(), z.number()]).transform((value, ctx) => {
+const segmentId = z.union([z.string(), z.number()], { error: (issue) => `${JSON.stringify(issue.input)} is not a segment id` }).transform((value, ctx) => {
   const id = typeof value === "number" ? value : /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
   if (!Number.isSafeInteger(id) || id <= 0) {
     ctx.addIssue({ code: "custom", message: `${JSON.stringify(value)} is not a segment id` });
@@ -38,10 +38,12 @@ const caseInsensitiveEnum = <T extends readonly [string, ...string[]]>(values: T
     .pipe(z.enum(values, { error: `${what} must be one of ${values.join(", ")}` }));
 
 export const detailsSchema = z.object({
+  // A single id counts as a one-element array; a union here would hide which element is wrong.
   segmentid: z
-    .union([z.array(segmentId), segmentId.transform((id) => [id])], {
-      error: (issue) => (issue.input === undefined ? "is required" : "must be an array of segment ids"),
-    })
+    .preprocess(
+      (value) => (value === undefined || Array.isArray(value) ? value : [value]),
+      z.array(segmentId, { error: (issue) => (issue.input === undefined ? "is required" : "must be an array of segment ids") }),
+    )
     .refine((ids) => ids.length > 0, "must name at least one segment")
     .transform((ids) => [...new Set(ids)]),
   status: caseInsensitiveEnum(["any", ...SUBSCRIBER_STATUSES] as const, "status").default("any"),

@@ -21,7 +21,8 @@ export function checkWebhookUrl(value: string, allowLocal: boolean): string | nu
 }
 
 function isInternalHost(hostname: string): boolean {
-  const host = hostname.toLowerCase().replace(/^\[|\]$/g, "");
+  // "localhost." is the same host as "localhost": drop the root label's dot before comparing names.
+  const host = hostname.toLowerCase().replace(/^\[|\]$/g, "").replace(/\.$/, "");
   if (host === "localhost" || host.endsWith(".localhost") || host.endsWith(".local") || host.endsWith(".internal")) {
     return true;
   }

@@ -207,7 +207,8 @@ function compileText(
     case "greater_than":
       return sql`${column} > ${String(single())} COLLATE NOCASE`;
     case "less_than":
-      return sql`${column} < ${String(single())} COLLATE NOCASE`;
+      // A blank value is empty (see is_empty), not less than every text.
+      return sql`(coalesce(${column}, '') <> '' AND ${column} < ${String(single())} COLLATE NOCASE)`;
     case "in":
       return sql`${column} COLLATE NOCASE IN (${sql.join(values().map((v) => sql`${String(v)}`), sql`, `)})`;
     case "is_empty":
@@ -255,7 +256,14 @@ function compileNumber(
 }
 
 const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
+const DATE_TIME = /^(\d{4}-\d{2}-\d{2})T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$/;
 const DAY_MS = 86_400_000;
+
+// Date.parse rolls "2025-02-30" over to March 2 and reads "1" as 2001-01-01; only a day that round-trips exists.
+const isDay = (text: string) => {
+  const ms = Date.parse(`${text}T00:00:00Z`);
+  return !Number.isNaN(ms) && new Date(ms).toISOString().slice(0, 10) === text;
+};
 
 /**
  * A date value as the first and last instants it covers, as ISO text that compares correctly against both
@@ -264,10 +272,11 @@ const DAY_MS = 86_400_000;
 function dateRange(value: string | number, fail: (message: string) => never): { first: string; last: string } {
   const text = String(value).trim();
   if (DATE_ONLY.test(text)) {
-    if (Number.isNaN(Date.parse(`${text}T00:00:00Z`))) fail(`"${text}" is not a date`);
+    if (!isDay(text)) fail(`"${text}" is not a date`);
     return { first: text, last: `${text}T23:59:59Z` };
   }
-  const ms = Date.parse(text);
+  const dateTime = DATE_TIME.exec(text);
+  const ms = dateTime && isDay(dateTime[1]!) ? Date.parse(text) : NaN;
   if (Number.isNaN(ms)) return fail(`"${text}" is not a date (use YYYY-MM-DD or an ISO 8601 date-time)`);
   const iso = new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
   return { first: iso, last: iso };

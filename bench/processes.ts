@@ -1,0 +1,157 @@
+/** The process tree of the wrangler dev this benchmark starts: finding its workerd processes, their memory, and ending it. */
+import { readdirSync, readFileSync } from "node:fs";
+
+interface ProcInfo {
+  pid: number;
+  ppid: number;
+  comm: string;
+}
+
+function readProc(pid: number): ProcInfo | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // "pid (comm) state ppid …"; comm may hold spaces or parentheses, so split at the last ")".
+    const close = stat.lastIndexOf(")");
+    const comm = stat.slice(stat.indexOf("(") + 1, close);
+    const ppid = Number(stat.slice(close + 2).split(" ")[1]);
+    return { pid, ppid, comm };
+  } catch {
+    return null;
+  }
+}
+
+/** Every live descendant of `root` (not root itself). */
+export function descendants(root: number): ProcInfo[] {
+  const all: ProcInfo[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const info = readProc(Number(entry));
+    if (info) all.push(info);
+  }
+  const children = new Map<number, ProcInfo[]>();
+  for (const p of all) children.set(p.ppid, [...(children.get(p.ppid) ?? []), p]);
+  const found: ProcInfo[] = [];
+  const queue = [root];
+  while (queue.length) {
+    for (const child of children.get(queue.shift()!) ?? []) {
+      found.push(child);
+      queue.push(child.pid);
+    }
+  }
+  return found;
+}
+
+/** VmHWM (peak resident set) and VmRSS of a process, in bytes; null once it has exited. */
+function memory(pid: number): { hwm: number; rss: number } | null {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN) * 1024;
+    return { hwm: kb("VmHWM"), rss: kb("VmRSS") };
+  } catch {
+    return null;
+  }
+}
+
+export interface RssReport {
+  /** Largest VmHWM seen of any workerd process of the tree. */
+  peakBytes: number;
+  /** Largest sum of the workerd processes' VmRSS at one sample. */
+  peakTotalRssBytes: number;
+  perProcess: Array<{ pid: number; peakBytes: number }>;
+  samples: number;
+}
+
+/**
+ * Samples the workerd descendants of `root` every `intervalMs`, keeping each one's VmHWM, so the peak is
+ * known even for a process that exits before the end.
+ */
+export class WorkerdMemorySampler {
+  private peaks = new Map<number, number>();
+  private peakTotal = 0;
+  private samples = 0;
+  private timer: NodeJS.Timeout;
+  private known: number[] = [];
+  private lastTreeScan = 0;
+
+  constructor(
+    private readonly root: number,
+    intervalMs = 200,
+  ) {
+    this.sample();
+    this.timer = setInterval(() => this.sample(), intervalMs);
+  }
+
+  /** Rescans the tree at most once a second; in between only the known workerd processes are read. */
+  sample(): void {
+    const now = Date.now();
+    if (now - this.lastTreeScan >= 1000 || this.known.length === 0) {
+      this.known = descendants(this.root)
+        .filter((p) => p.comm === "workerd")
+        .map((p) => p.pid);
+      this.lastTreeScan = now;
+    }
+    let total = 0;
+    for (const pid of this.known) {
+      const m = memory(pid);
+      if (!m) continue;
+      if (m.hwm > (this.peaks.get(pid) ?? 0)) this.peaks.set(pid, m.hwm);
+      total += m.rss;
+    }
+    this.peakTotal = Math.max(this.peakTotal, total);
+    this.samples++;
+  }
+
+  /** The current reading, without stopping. */
+  report(): RssReport {
+    const perProcess = [...this.peaks].map(([pid, peakBytes]) => ({ pid, peakBytes }));
+    return {
+      peakBytes: Math.max(0, ...perProcess.map((p) => p.peakBytes)),
+      peakTotalRssBytes: this.peakTotal,
+      perProcess,
+      samples: this.samples,
+    };
+  }
+
+  stop(): RssReport {
+    this.sample();
+    clearInterval(this.timer);
+    return this.report();
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const isAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * Ends `root` and everything under it: SIGTERM to its process group and to each descendant, then SIGKILL
+ * to whatever is left after `graceMs`. Only this tree is touched.
+ */
+export async function killTree(root: number, graceMs = 5000): Promise<void> {
+  const tree = [...descendants(root).map((p) => p.pid), root];
+  const signal = (sig: NodeJS.Signals) => {
+    try {
+      process.kill(-root, sig); // the group we created with detached: true
+    } catch {
+      // already gone
+    }
+    for (const pid of tree) {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        // already gone
+      }
+    }
+  };
+  signal("SIGTERM");
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline && tree.some(isAlive)) await sleep(100);
+  if (tree.some(isAlive)) signal("SIGKILL");
+}

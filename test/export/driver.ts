@@ -1,0 +1,131 @@
+/**
+ * Drives the export consumer by hand: jobs are created through the API method with a recording queue, so the
+ * pool's automatic consumer never sees them, and each queue message is handled by calling the consumer.
+ */
+import { env } from "cloudflare:workers";
+import { eq } from "drizzle-orm";
+import { loadConfig, type Config } from "../../src/config";
+import { accounts, exportJobs, type ExportJob } from "../../src/db/schema";
+import { handleExportMessage, type ConsumerDeps, type QueueAction } from "../../src/export/consumer";
+import type { ExportMessage } from "../../src/export/message";
+import type { FaultPoint } from "../../src/export/slice";
+import {
+  detailsSchema,
+  getSegmentSubscribersAsync,
+} from "../../src/methods/segments_get_segment_subscribers_async";
+import { db, type TestAccount } from "../fixtures";
+
+export interface Sent {
+  body: ExportMessage;
+  delaySeconds?: number;
+}
+
+export function recordingQueue(sent: Sent[]) {
+  return {
+    async send(body: ExportMessage, options?: { delaySeconds?: number }) {
+      sent.push({ body, ...(options?.delaySeconds !== undefined ? { delaySeconds: options.delaySeconds } : {}) });
+    },
+  } as unknown as Queue;
+}
+
+export interface Webhook {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export interface Harness {
+  deps: ConsumerDeps;
+  sent: Sent[];
+  webhooks: Webhook[];
+  clock: { now: number };
+}
+
+/** Consumer dependencies with a recording queue, a webhook receiver that answers 200, and a settable clock. */
+export function harness(overrides: Partial<Config> = {}, fault?: (point: FaultPoint) => void | Promise<void>): Harness {
+  const sent: Sent[] = [];
+  const webhooks: Webhook[] = [];
+  const clock = { now: Date.parse("2026-06-01T12:00:00Z") };
+  const testEnv = { ...env, EXPORT_QUEUE: recordingQueue(sent) } as Env;
+  const deps: ConsumerDeps = {
+    env: testEnv,
+    config: { ...loadConfig(env), ...overrides },
+    db: db(),
+    now: () => clock.now,
+    fetch: (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const request = new Request(input, init);
+      webhooks.push({ url: request.url, headers: Object.fromEntries(request.headers), body: await request.text() });
+      return new Response("ok");
+    }) as typeof fetch,
+    ...(fault ? { fault } : {}),
+  };
+  return { deps, sent, webhooks, clock };
+}
+
+/** Accepts an export request the way the API does, without touching the real queue. */
+export async function createJob(h: Harness, account: TestAccount, details: Record<string, unknown>): Promise<string> {
+  const row = await db().select().from(accounts).where(eq(accounts.id, account.id)).get();
+  const result = await getSegmentSubscribersAsync.handle(
+    { env: h.deps.env, config: h.deps.config, db: db(), account: row!, requestUrl: new URL("https://exports.test/") },
+    detailsSchema.parse({ notify: { type: "webhook", value: "https://hooks.test/exports" }, ...details }),
+  );
+  const { jobid } = result as { jobid: string };
+  const queued = h.sent.splice(0);
+  if (queued.length !== 1 || queued[0]!.body.jobId !== jobid) throw new Error("expected exactly one queued message");
+  return jobid;
+}
+
+export const handle = (h: Harness, message: ExportMessage, attempts = 1): Promise<QueueAction> =>
+  handleExportMessage(message, attempts, h.deps);
+
+/**
+ * Plays the queue: handles the job's message, then every continuation it enqueues, retrying a message the
+ * consumer asks to retry (with its attempt count), until nothing is left. Returns how many messages ran.
+ */
+export async function runToEnd(h: Harness, jobId: string, maxMessages = 500): Promise<number> {
+  const pending: Array<{ body: ExportMessage; attempts: number }> = [{ body: { kind: "export", jobId }, attempts: 1 }];
+  let handled = 0;
+  while (pending.length > 0) {
+    if (++handled > maxMessages) throw new Error(`job ${jobId} did not finish within ${maxMessages} messages`);
+    const message = pending.shift()!;
+    const action = await handle(h, message.body, message.attempts);
+    for (const next of h.sent.splice(0)) pending.push({ body: next.body, attempts: 1 });
+    if (action.action === "retry") {
+      // A retry waits for its delay: let the clock pass it (it also lets an abandoned lease expire).
+      h.clock.now += (action.delaySeconds + 1) * 1000;
+      pending.push({ body: message.body, attempts: message.attempts + 1 });
+    }
+  }
+  return handled;
+}
+
+export async function jobRow(jobId: string): Promise<ExportJob> {
+  return (await db().select().from(exportJobs).where(eq(exportJobs.id, jobId)).get())!;
+}
+
+/** The finished file, read straight from R2. */
+export async function exportedFile(jobId: string): Promise<string> {
+  const job = await jobRow(jobId);
+  const object = await env.EXPORTS.get(job.objectKey);
+  if (!object) throw new Error(`no file for job ${jobId}`);
+  return object.text();
+}
+
+export async function exportedJson(jobId: string) {
+  return JSON.parse(await exportedFile(jobId)) as {
+    response: {
+      status: string;
+      data: {
+        count: number;
+        subscribers: Array<{
+          subscriberid: number;
+          emailaddress: string;
+          status: string;
+          subscribedate: string;
+          customfields: Record<string, unknown>;
+          tags?: string[];
+        }>;
+      };
+    };
+  };
+}

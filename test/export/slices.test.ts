@@ -1,0 +1,260 @@
+import { env } from "cloudflare:workers";
+import { beforeAll, describe, expect, it } from "vitest";
+import { loadCarry, saveCheckpoint, claimJob } from "../../src/export/checkpoint";
+import type { FaultPoint } from "../../src/export/slice";
+import {
+  addSubscriber,
+  createAccount,
+  createField,
+  createList,
+  createSegment,
+  createTag,
+  db,
+  type TestAccount,
+} from "../fixtures";
+import { createJob, exportedJson, handle, harness, jobRow, runToEnd } from "./driver";
+
+/**
+ * An account big enough to cross many pages (7 rows), slices (2 pages each) and R2 parts (5 MiB, the least
+ * R2 allows): 90 subscribers with a note of about 170 KB each; those on the "Customers" list or tagged "vip"
+ * match: 11 MB of them, two full parts and a last one.
+ */
+let account: TestAccount;
+let segmentIds: number[];
+let expectedEmails: string[];
+
+beforeAll(async () => {
+  account = await createAccount();
+  const customers = await createList(account.id, "Customers");
+  const prospects = await createList(account.id, "Prospects");
+  const note = await createField(account.id, "Note", "text");
+  const vip = await createTag(account.id, "vip");
+  const statuses = ["active", "inactive", "bounced", "unsubscribed"] as const;
+  expectedEmails = [];
+  for (let i = 0; i < 90; i++) {
+    const onCustomers = i % 3 !== 1;
+    const isVip = i % 5 === 0;
+    const email = `slice${String(i).padStart(3, "0")}@example.com`;
+    await addSubscriber(account.id, onCustomers ? customers : prospects, {
+      email,
+      status: statuses[i % 4],
+      // Multi-byte text, so part boundaries fall inside UTF-8 sequences.
+      fields: { [note]: `Grüße, “${i}” — ${"ÿ".repeat(85_000 + (i % 40) * 7)}` },
+      tags: isVip ? [vip] : [],
+    });
+    if (onCustomers || isVip) expectedEmails.push(email);
+  }
+  segmentIds = [
+    await createSegment(account.id, { match: "all", rules: [{ field: "list", operator: "equals", value: customers }] }),
+    await createSegment(account.id, { match: "all", rules: [{ field: "tag", operator: "equals", value: vip }] }),
+  ];
+});
+
+const request = () => ({ segmentid: segmentIds, customfields: ["Note"], include_membership: true });
+
+async function expectCompleteFile(jobId: string) {
+  const job = await jobRow(jobId);
+  expect(job.state).toBe("complete");
+  const file = await exportedJson(jobId);
+  const emails = file.response.data.subscribers.map((s) => s.emailaddress);
+  expect(emails).toEqual(expectedEmails);
+  expect(file.response.data.count).toBe(expectedEmails.length);
+  expect(job.processedCount).toBe(expectedEmails.length);
+  expect(job.totalCount).toBe(expectedEmails.length);
+  const object = await env.EXPORTS.head(job.objectKey);
+  expect(object?.size).toBe(job.bytesWritten);
+  return { job, file };
+}
+
+/** A fault that throws when the slice reaches `point` for the `nth` time, and only then. */
+function dieOnce(point: FaultPoint, nth: number) {
+  let seen = 0;
+  const fault = (reached: FaultPoint) => {
+    if (reached === point && ++seen === nth) {
+      fault.fired = true;
+      throw new Error(`injected failure at ${point}`);
+    }
+  };
+  fault.fired = false;
+  return fault;
+}
+
+describe("an export in slices", () => {
+  it("checkpoints after a few pages, continues through the queue, and writes each subscriber once", async () => {
+    const h = harness({ EXPORT_SLICE_MAX_PAGES: 2 });
+    const jobId = await createJob(h, account, request());
+    const messages = await runToEnd(h, jobId);
+    const { job, file } = await expectCompleteFile(jobId);
+    expect(messages).toBeGreaterThan(4);
+    expect(job.slices).toBe(messages);
+    expect(job.parts.length).toBe(3);
+    expect(file.response.data.subscribers[1]!.customfields).toEqual({ Note: `Grüße, “2” — ${"ÿ".repeat(85_014)}` });
+    expect(h.webhooks).toHaveLength(1);
+  });
+
+  it("stops a slice when its time budget runs out", async () => {
+    const h = harness({ EXPORT_SLICE_BUDGET_MS: 1_000 });
+    const jobId = await createJob(h, account, request());
+    // Each page read takes "400 ms": the budget is spent after three pages.
+    h.deps.fault = (point) => {
+      if (point === "after-read") h.clock.now += 400;
+    };
+    const first = await handle(h, { kind: "export", jobId });
+    expect(first).toEqual({ action: "ack" });
+    expect(h.sent).toEqual([{ body: { kind: "export", jobId } }]);
+    const checkpoint = await jobRow(jobId);
+    expect(checkpoint.state).toBe("running");
+    expect(checkpoint.processedCount).toBeGreaterThan(0);
+    expect(checkpoint.processedCount).toBeLessThan(expectedEmails.length);
+    expect(checkpoint.leaseExpiresAt).toBe(0);
+    h.sent.length = 0;
+    await runToEnd(h, jobId);
+    await expectCompleteFile(jobId);
+  });
+
+  it("keeps the bytes that do not fill a part in D1, in chunks under D1's value limit", async () => {
+    const h = harness();
+    const jobId = await createJob(h, account, request());
+    const claim = await claimJob(db(), jobId, Date.now(), 60_000);
+    if (!claim.claimed) throw new Error("could not claim");
+    const big = new Uint8Array(3_000_000).map((_, i) => (i * 31 + (i >> 8)) & 255);
+    await saveCheckpoint(env.DB, jobId, claim.job.version, {
+      cursor: 1,
+      processedCount: 1,
+      bytesWritten: big.length,
+      uploadId: null,
+      parts: [],
+      carry: big,
+      finalizing: false,
+    });
+    const job = await jobRow(jobId);
+    expect(job.carryBytes).toBe(big.length);
+    const chunks = await env.DB.prepare("SELECT length(data) AS n FROM export_carry WHERE job_id = ?").bind(jobId).all<{ n: number }>();
+    expect(chunks.results.length).toBeGreaterThan(1);
+    for (const chunk of chunks.results) expect(chunk.n).toBeLessThan(2_000_000);
+    const loaded = await loadCarry(db(), job);
+    expect(loaded.byteLength).toBe(big.byteLength);
+    expect(loaded.every((byte, i) => byte === big[i])).toBe(true);
+  });
+});
+
+describe("a slice that dies", () => {
+  const points: FaultPoint[] = [
+    "after-read",
+    "after-write",
+    "after-part-upload",
+    "before-checkpoint",
+    "before-complete",
+    "after-complete",
+    "before-notify",
+  ];
+
+  it.each(points)("with an error %s: the job still completes with every subscriber exactly once", async (point) => {
+    const fault = dieOnce(point, point === "before-complete" || point === "after-complete" || point === "before-notify" ? 1 : 2);
+    const h = harness({ EXPORT_SLICE_MAX_PAGES: 2 }, fault);
+    const jobId = await createJob(h, account, request());
+    await runToEnd(h, jobId);
+    expect(fault.fired).toBe(true);
+    await expectCompleteFile(jobId);
+    expect(h.webhooks).toHaveLength(1);
+    expect(JSON.parse(h.webhooks[0]!.body).data.count).toBe(expectedEmails.length);
+  });
+
+  it.each(["after-write", "after-part-upload", "before-complete"] as FaultPoint[])(
+    "when its isolate is killed %s: the lease runs out and a redelivery finishes the job",
+    async (point) => {
+      let killed = false;
+      const h = harness({}, (reached) => {
+        if (reached === point && !killed) {
+          killed = true;
+          return new Promise<void>(() => {}); // never returns, like an isolate that was killed
+        }
+      });
+      const jobId = await createJob(h, account, request());
+      void handle(h, { kind: "export", jobId }); // the killed slice: abandoned
+      await expect.poll(() => killed).toBe(true);
+
+      // The redelivered message finds the job leased and waits for the lease to run out.
+      const redelivery = await handle(h, { kind: "export", jobId }, 2);
+      expect(redelivery.action).toBe("retry");
+      const wait = redelivery.action === "retry" ? redelivery.delaySeconds : 0;
+      expect(wait).toBeGreaterThan(60);
+
+      h.clock.now += (wait + 1) * 1000;
+      h.sent.length = 0;
+      await runToEnd(h, jobId);
+      await expectCompleteFile(jobId);
+      expect(h.webhooks).toHaveLength(1);
+    },
+  );
+});
+
+describe("at-least-once delivery", () => {
+  it("runs one slice when the same message is delivered twice at once; the other waits", async () => {
+    const h = harness({ EXPORT_SLICE_MAX_PAGES: 2 });
+    const jobId = await createJob(h, account, request());
+    const [a, b] = await Promise.all([handle(h, { kind: "export", jobId }), handle(h, { kind: "export", jobId })]);
+    const actions = [a.action, b.action].sort();
+    expect(actions).toEqual(["ack", "retry"]);
+    expect(h.sent).toHaveLength(1); // one continuation, from the slice that ran
+    h.sent.length = 0;
+    await runToEnd(h, jobId);
+    await expectCompleteFile(jobId);
+  });
+
+  it("does nothing more for a message redelivered after the job completed and was notified", async () => {
+    const h = harness();
+    const jobId = await createJob(h, account, request());
+    await runToEnd(h, jobId);
+    const before = await jobRow(jobId);
+    expect(await handle(h, { kind: "export", jobId }, 2)).toEqual({ action: "ack" });
+    expect(h.webhooks).toHaveLength(1);
+    const after = await jobRow(jobId);
+    expect(after.version).toBe(before.version);
+    expect(after.slices).toBe(before.slices);
+  });
+
+  it("refuses the work of a slice that lost its lease, and keeps the finished file", async () => {
+    let release: () => void = () => {};
+    let paused = false;
+    const h = harness({}, (point) => {
+      if (point === "after-read" && !paused) {
+        paused = true;
+        return new Promise<void>((resolve) => (release = resolve));
+      }
+    });
+    const jobId = await createJob(h, account, request());
+    const zombie = handle(h, { kind: "export", jobId });
+    await expect.poll(() => paused).toBe(true);
+
+    h.clock.now += 10 * 60 * 1000; // the zombie's lease runs out
+    await runToEnd(h, jobId);
+    const { job } = await expectCompleteFile(jobId);
+
+    release(); // the zombie wakes up and tries to carry on
+    await zombie;
+    const after = await jobRow(jobId);
+    expect(after.version).toBe(job.version);
+    await expectCompleteFile(jobId);
+    expect(h.webhooks).toHaveLength(1);
+  });
+});
+
+describe("export failure", () => {
+  it("fails the job after EXPORT_MAX_ATTEMPTS failed slices and notifies the failure", async () => {
+    const h = harness({ EXPORT_MAX_ATTEMPTS: 3 }, (point) => {
+      if (point === "after-read") throw new Error("D1 is on fire");
+    });
+    const jobId = await createJob(h, account, request());
+    const handled = await runToEnd(h, jobId);
+    expect(handled).toBe(3);
+    const job = await jobRow(jobId);
+    expect(job.state).toBe("failed");
+    expect(job.errorMessage).toBe("Export failed after 3 attempts: D1 is on fire");
+    expect(h.webhooks).toHaveLength(1);
+    const event = JSON.parse(h.webhooks[0]!.body);
+    expect(event.type).toBe("segment_export.failed");
+    expect(event.data).toMatchObject({ jobid: jobId, status: "ERROR", errormessage: job.errorMessage });
+  });
+});
+

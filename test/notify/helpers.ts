@@ -1,0 +1,183 @@
+/** Builders for the notification tests: a finished-job pipeline driven by hand, with injected fetch, clock and queue. */
+import { env } from "cloudflare:workers";
+import { eq } from "drizzle-orm";
+import { loadConfig, type Config } from "../../src/config";
+import { accounts, exportJobs } from "../../src/db/schema";
+import { consumerDeps, handleExportMessage, type ConsumerDeps, type QueueAction } from "../../src/export/consumer";
+import type { ExportMessage } from "../../src/export/message";
+import { detailsSchema, getSegmentSubscribersAsync } from "../../src/methods/segments_get_segment_subscribers_async";
+import { getSegmentSubscribersAsyncStatus } from "../../src/methods/segments_get_segment_subscribers_async_status";
+import { addSubscriber, createAccount, createList, createSegment, db, type TestAccount } from "../fixtures";
+
+export interface SentMessage {
+  body: ExportMessage;
+  options?: QueueSendOptions;
+}
+
+/** Stands in for EXPORT_QUEUE: records what is sent instead of letting the pool's consumer race the test. */
+export function queueRecorder() {
+  const sent: SentMessage[] = [];
+  const queue = {
+    sent,
+    async send(body: ExportMessage, options?: QueueSendOptions) {
+      sent.push({ body, ...(options ? { options } : {}) });
+    },
+  };
+  return queue;
+}
+export type QueueRecorder = ReturnType<typeof queueRecorder>;
+
+/** A clock the test moves by hand, starting now (so that download links are still valid for the status call). */
+export function testClock(start = Date.now()) {
+  let time = start;
+  return {
+    now: () => time,
+    advance(ms: number) {
+      time += ms;
+    },
+  };
+}
+
+export interface CapturedRequest {
+  url: string;
+  method: string;
+  redirect: RequestInit["redirect"];
+  headers: Record<string, string>;
+  body: string;
+}
+
+/**
+ * A fetch for `deps.fetch` that records each request and answers with the next of `answers` (the last one
+ * repeats). An answer is a Response factory, or a function that may throw or never settle.
+ */
+export function recordingFetch(...answers: Array<(request: CapturedRequest, init: RequestInit) => Response | Promise<Response>>) {
+  const requests: CapturedRequest[] = [];
+  const fetch = (async (input: RequestInfo | URL, init: RequestInit = {}) => {
+    const captured: CapturedRequest = {
+      url: String(input),
+      method: init.method ?? "GET",
+      redirect: init.redirect,
+      headers: Object.fromEntries(new Headers(init.headers).entries()),
+      body: typeof init.body === "string" ? init.body : await new Response(init.body).text(),
+    };
+    requests.push(captured);
+    const answer = answers[Math.min(requests.length - 1, answers.length - 1)]!;
+    return answer(captured, init);
+  }) as typeof globalThis.fetch;
+  return { fetch, requests };
+}
+
+export const answer = (status: number, headers: Record<string, string> = {}) => () =>
+  new Response(status === 204 || (status >= 300 && status < 400) ? null : "answer", { status, headers });
+
+export interface NotifyScenario {
+  account: TestAccount;
+  accountRow: typeof accounts.$inferSelect;
+  segmentId: number;
+  /** The subscribers the segment matches. */
+  count: number;
+}
+
+/** An account with one list of `count` active subscribers and a segment that matches all of them. */
+export async function notifyScenario(count = 3): Promise<NotifyScenario> {
+  const account = await createAccount();
+  const list = await createList(account.id);
+  for (let i = 0; i < count; i++) {
+    await addSubscriber(account.id, list, { email: `member${i}@example.com` });
+  }
+  const segmentId = await createSegment(account.id, {
+    match: "all",
+    rules: [{ field: "list", operator: "equals", value: list }],
+  });
+  const accountRow = (await db().select().from(accounts).where(eq(accounts.id, account.id)).get())!;
+  return { account, accountRow, segmentId, count };
+}
+
+export interface Harness {
+  deps: ConsumerDeps;
+  queue: QueueRecorder;
+  clock: ReturnType<typeof testClock>;
+}
+
+/** Consumer deps like the real ones, with a recording queue, a hand-moved clock and the given overrides. */
+export function harness(
+  overrides: { fetch?: typeof fetch; config?: Partial<Config>; mailer?: unknown; fault?: ConsumerDeps["fault"] } = {},
+): Harness {
+  const queue = queueRecorder();
+  const clock = testClock();
+  const testEnv = {
+    ...env,
+    EXPORT_QUEUE: queue,
+    ...(overrides.mailer ? { MAILER: overrides.mailer } : {}),
+  } as unknown as Env;
+  const base = consumerDeps(testEnv);
+  const deps: ConsumerDeps = {
+    ...base,
+    config: { ...base.config, ...overrides.config },
+    now: clock.now,
+    ...(overrides.fetch ? { fetch: overrides.fetch } : {}),
+    ...(overrides.fault ? { fault: overrides.fault } : {}),
+  };
+  return { deps, queue, clock };
+}
+
+/** Creates an export job through the API method itself, its queue message going to the recorder. */
+export async function createJob(
+  scenario: NotifyScenario,
+  h: Harness,
+  notify: { type: "webhook" | "email"; value: string },
+  details: Record<string, unknown> = {},
+): Promise<string> {
+  const result = (await getSegmentSubscribersAsync.handle(
+    {
+      env: h.deps.env,
+      config: loadConfig(env),
+      db: db(),
+      account: scenario.accountRow,
+      requestUrl: new URL("https://exports.test/apijson.php"),
+    },
+    detailsSchema.parse({ segmentid: [String(scenario.segmentId)], notify, ...details }),
+  )) as { jobid: string };
+  const queued = h.queue.sent.splice(0);
+  if (queued.length !== 1 || queued[0]!.body.kind !== "export") throw new Error(`expected one export message, got ${JSON.stringify(queued)}`);
+  return result.jobid;
+}
+
+/**
+ * Runs the job's export messages as the queue would (each continuation in turn) until one does not
+ * enqueue another export slice. Returns the last action; notify messages it enqueued stay in the recorder.
+ */
+export async function runExport(h: Harness, jobId: string, attempts = 1): Promise<QueueAction> {
+  for (let slices = 0; slices < 100; slices++) {
+    const action = await handleExportMessage({ kind: "export", jobId }, attempts, h.deps);
+    const next = h.queue.sent.findIndex((m) => m.body.kind === "export");
+    if (next === -1) return action;
+    h.queue.sent.splice(next, 1);
+  }
+  throw new Error("the export did not finish in 100 slices");
+}
+
+/** Runs one notify message for the job, as the queue would deliver it. */
+export const runNotify = (h: Harness, jobId: string) => handleExportMessage({ kind: "notify", jobId }, 1, h.deps);
+
+export const jobRow = async (jobId: string) =>
+  (await db().select().from(exportJobs).where(eq(exportJobs.id, jobId)).get())!;
+
+/** What GetSegmentSubscribersAsyncStatus answers for the job. */
+export async function statusOf(scenario: NotifyScenario, jobId: string) {
+  return (await getSegmentSubscribersAsyncStatus.handle(
+    {
+      env,
+      config: loadConfig(env),
+      db: db(),
+      account: scenario.accountRow,
+      requestUrl: new URL("https://exports.test/apijson.php"),
+    },
+    { jobid: jobId },
+  )) as {
+    status: string;
+    url: string | null;
+    expires_at: string | null;
+    notification: { type: string; status: string; attempts: number; lasterror?: string };
+  };
+}
