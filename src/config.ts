@@ -21,7 +21,7 @@ const configSchema = z.object({
   // R2 refuses parts under 5 MiB (all but the last), and so does its local simulator.
   EXPORT_PART_SIZE: z.coerce.number().int().min(5 * MiB).max(5 * 1024 * MiB).default(8 * MiB),
   WEBHOOK_TIMEOUT_MS: z.coerce.number().int().positive().default(15_000),
-  NOTIFY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),
+  NOTIFY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(12),
 });
 
 export type Config = z.infer<typeof configSchema>;

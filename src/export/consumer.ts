@@ -110,9 +110,7 @@ export async function consumeExportBatch(batch: MessageBatch<unknown>, env: Env,
 /** A message the queue gave up on: the job fails (if it had not finished) and the user is told. */
 async function handleDeadLetter(message: ExportMessage, deps: ConsumerDeps): Promise<QueueAction> {
   const failed = await failJob(deps.db, message.jobId, "The export was abandoned after repeated failures", deps.now());
-  if (failed) {
-    await abortUpload(deps.env, failed);
-    await deliverNotification(deps, failed);
-  }
-  return ACK;
+  if (!failed) return ACK;
+  await abortUpload(deps.env, failed);
+  return notifyJob(deps, failed, "export");
 }

@@ -15,7 +15,7 @@ export interface Encoder {
 const jsonEncoder: Encoder = {
   head: () => `{"response":{"status":"SUCCESS","data":{"subscribers":[`,
   // Each record is already a JSON object built by SQLite.
-  page: (records, rowsBefore) => (rowsBefore > 0 ? "," : "") + records.join(","),
+  page: (records, rowsBefore) => (records.length === 0 ? "" : (rowsBefore > 0 ? "," : "") + records.join(",")),
   tail: (count) => `],"count":${count}}}}`,
 };
 

@@ -107,7 +107,8 @@ async function exportFromCheckpoint(
       processedCount,
       bytesWritten,
       completedAt,
-      linkExpiresAt: new Date(completedAt.getTime() + config.DOWNLOAD_LINK_TTL_SECONDS * 1000),
+      // Whole seconds: the signed link carries its expiry in seconds.
+      linkExpiresAt: new Date(Math.floor(completedAt.getTime() / 1000 + config.DOWNLOAD_LINK_TTL_SECONDS) * 1000),
     });
     return { kind: "complete", job: done } as const;
   };

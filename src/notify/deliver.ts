@@ -26,7 +26,13 @@ export const webhookMessageId = (jobId: string) => `msg_${jobId}`;
 
 async function attempt(deps: NotifyDeps, job: ExportJob): Promise<DeliveryResult> {
   const now = new Date(deps.now());
-  const event = exportEvent(job, await downloadLinkFor(job, deps.config, now));
+  const link = await downloadLinkFor(job, deps.config, now);
+  // Retries never outlive a 7-day link, but a shorter DOWNLOAD_LINK_TTL_SECONDS could: then there is
+  // nothing left to announce, and the event must not change type under the same webhook-id.
+  if (job.state === "complete" && !link) {
+    return { ok: false, retryable: false, error: "the download link expired before the notification was delivered" };
+  }
+  const event = exportEvent(job, link);
   if (job.notifyType === "email") return sendExportEmail(deps.env.MAILER, job.notifyTarget, event);
   const account = await deps.db
     .select({ secret: accounts.webhookSecret })

@@ -28,6 +28,7 @@ export type ExportEvent =
       };
     };
 
+/** The event for a finished job: completed (with its link) or failed. */
 export function exportEvent(job: ExportJob, link: { url: string; expiresAt: Date } | null): ExportEvent {
   const spec = job.spec as ExportSpec;
   const common = { jobid: job.id, format: job.format, segmentid: spec.segmentIds.map(String) };
@@ -51,7 +52,7 @@ export function exportEvent(job: ExportJob, link: { url: string; expiresAt: Date
     data: {
       ...common,
       status: "ERROR",
-      errormessage: job.state === "complete" ? "The download link has expired" : (job.errorMessage ?? "The export failed"),
+      errormessage: job.errorMessage ?? "The export failed",
     },
   };
 }

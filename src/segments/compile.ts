@@ -82,6 +82,10 @@ function compileCondition(condition: Condition, context: CompileContext, where: 
   if (!allowed.includes(condition.operator)) {
     fail(`operator "${condition.operator}" does not apply to ${describeField(condition)}; use one of ${allowed.join(", ")}`);
   }
+  // Only "in" and "between" take a list; elsewhere a list is a mistake, not "use the first one".
+  if (Array.isArray(condition.value) && condition.operator !== "in" && condition.operator !== "between") {
+    fail(`operator "${condition.operator}" needs a single value`);
+  }
   const values = () => {
     const value = condition.value;
     if (value === undefined) return fail(`operator "${condition.operator}" needs a value`);
