@@ -31,11 +31,11 @@ const segmentId = z.union([z.string(), z.number()], { error: (issue) => `${JSON.
   return id;
 });
 
-const caseInsensitiveEnum = <T extends readonly [string, ...string[]]>(values: T, what: string) =>
+const caseInsensitiveEnum = <T extends readonly [string, ...string[]]>(values: T) =>
   z
-    .string({ error: `${what} must be one of ${values.join(", ")}` })
+    .string({ error: `must be one of ${values.join(", ")}` })
     .transform((v) => v.trim().toLowerCase())
-    .pipe(z.enum(values, { error: `${what} must be one of ${values.join(", ")}` }));
+    .pipe(z.enum(values, { error: `must be one of ${values.join(", ")}` }));
 
 export const detailsSchema = z.object({
   // A single id counts as a one-element array; a union here would hide which element is wrong.
@@ -46,17 +46,17 @@ export const detailsSchema = z.object({
     )
     .refine((ids) => ids.length > 0, "must name at least one segment")
     .transform((ids) => [...new Set(ids)]),
-  status: caseInsensitiveEnum(["any", ...SUBSCRIBER_STATUSES] as const, "status").default("any"),
+  status: caseInsensitiveEnum(["any", ...SUBSCRIBER_STATUSES] as const).default("any"),
   include_membership: booleanish.default(false),
   customfields: z
     .union([z.literal("all"), z.literal("ALL"), z.array(z.string().trim().min(1, "a field name must not be empty"))], {
       error: 'must be an array of custom field names, or "all"',
     })
     .optional(),
-  format: caseInsensitiveEnum(EXPORT_FORMATS, "format").default("json"),
+  format: caseInsensitiveEnum(EXPORT_FORMATS).default("json"),
   notify: z.object(
     {
-      type: caseInsensitiveEnum(["email", "webhook"] as const, "notify.type"),
+      type: caseInsensitiveEnum(["email", "webhook"] as const),
       value: z.string({ error: "must be a string" }).trim().min(1, "must not be empty"),
     },
     { error: (issue) => (issue.input === undefined ? "is required: {type: email|webhook, value}" : "must be {type: email|webhook, value}") },

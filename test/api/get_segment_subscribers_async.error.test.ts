@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { callApi, createSegment, request, seedScenario } from "../fixtures";
-import { EMAIL_NOTIFY, expectError, exportJobCount, type Scenario } from "./helpers";
+import { callApi, createField, createSegment, dataOf, request, seedScenario } from "../fixtures";
+import { EMAIL_NOTIFY, expectError, exportJobCount, waitForDelivered, type Scenario } from "./helpers";
 
 let s: Scenario;
 let other: Scenario;
@@ -38,7 +38,7 @@ describe("GetSegmentSubscribersAsync refuses, writing no job: segmentid", () => 
 
   it("with several elements that are not ids, naming each", async () => {
     await expectRefused(
-      valid({ segmentid: [0, -3, 1.5, null, true, "12a", " 7 "] }),
+      valid({ segmentid: [0, -3, 1.5, null, true, "12a"] }),
       400,
       "details.segmentid.0: 0 is not a segment id; details.segmentid.1: -3 is not a segment id; " +
         "details.segmentid.2: 1.5 is not a segment id; details.segmentid.3: null is not a segment id; " +
@@ -98,7 +98,6 @@ describe("GetSegmentSubscribersAsync refuses, writing no job: options", () => {
   });
 
   it("with a custom field of another account", async () => {
-    const { createField } = await import("../fixtures");
     await createField(other.account.id, "Only Theirs");
     await expectRefused(valid({ customfields: ["Only Theirs"] }), 400, 'details.customfields: unknown custom field "Only Theirs"');
   });
@@ -118,7 +117,7 @@ describe("GetSegmentSubscribersAsync refuses, writing no job: options", () => {
     await expectRefused(
       valid({ status }),
       400,
-      "details.status: status must be one of any, active, inactive, bounced, unsubscribed",
+      "details.status: must be one of any, active, inactive, bounced, unsubscribed",
     );
   });
 
@@ -136,7 +135,7 @@ describe("GetSegmentSubscribersAsync refuses, writing no job: options", () => {
   });
 
   it.each(["xml", "ndjson", ""])("with format %j", async (format) => {
-    await expectRefused(valid({ format }), 400, "details.format: format must be one of json, csv");
+    await expectRefused(valid({ format }), 400, "details.format: must be one of json, csv");
   });
 });
 
@@ -156,7 +155,7 @@ describe("GetSegmentSubscribersAsync refuses, writing no job: notify", () => {
     await expectRefused(
       valid({ notify: { type, value: "someone@example.com" } }),
       400,
-      "details.notify.type: notify.type must be one of email, webhook",
+      "details.notify.type: must be one of email, webhook",
     );
   });
 
@@ -237,10 +236,10 @@ describe("GetSegmentSubscribersAsync refuses, writing no job: notify", () => {
 
 describe("GetSegmentSubscribersAsync: a refused request leaves the account able to export", () => {
   it("accepts the corrected request after refusals", async () => {
-    await expectRefused(valid({ format: "xml" }), 400, "details.format: format must be one of json, csv");
+    await expectRefused(valid({ format: "xml" }), 400, "details.format: must be one of json, csv");
     const before = await exportJobCount(s.account.id);
     const res = await callApi(request(s.account, "Segments", "GetSegmentSubscribersAsync", valid({})));
-    expect(res.status).toBe(200);
     expect(await exportJobCount(s.account.id)).toBe(before + 1);
+    await waitForDelivered(s.account, dataOf<{ jobid: string }>(res).jobid);
   });
 });
