@@ -30,6 +30,8 @@ downloadRoute.get("/exports/:jobid", async (c) => {
     headers: {
       "Content-Type": CONTENT_TYPES[job.format],
       "Content-Length": String(object.size),
+      // Send the stored bytes as they are: no on-the-fly compression, so Content-Length stays exact.
+      "Content-Encoding": "identity",
       "Content-Disposition": `attachment; filename="${exportFileName(jobId, job.format)}"`,
       ETag: object.httpEtag,
       "Cache-Control": "private, no-store",
