@@ -74,7 +74,7 @@ export async function runBaseline(dbFile: string, statement: string, sqlFile: st
         stdio: ["ignore", out, "pipe"],
       });
       let err = "";
-      child.stderr.setEncoding("utf8").on("data", (d: string) => (err += d));
+      child.stderr!.setEncoding("utf8").on("data", (d: string) => (err += d));
       child.on("error", reject);
       child.on("close", (code) => (code === 0 && !err.trim() ? resolve() : reject(new Error(`sqlite3 exited ${code}: ${err.trim()}`))));
     });

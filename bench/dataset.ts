@@ -7,7 +7,8 @@ import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { join } from "node:path";
+import { join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { CustomFieldType, SubscriberStatus } from "../src/db/schema";
 import type { RuleGroup } from "../src/segments/rules";
 import { sqlite, sqliteJson, sqlString } from "./sqlite";
@@ -15,7 +16,7 @@ import { sqlite, sqliteJson, sqlString } from "./sqlite";
 /** Bumped whenever the generated data changes, so that a kept dataset of an older shape is rebuilt. */
 const DATASET_VERSION = 1;
 
-export const ROOT = new URL("..", import.meta.url).pathname;
+export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const wranglerBin = createRequire(import.meta.url).resolve("wrangler/bin/wrangler.js");
 
 export const ACCOUNT_ID = 1;
@@ -205,9 +206,9 @@ FROM seq;
 
 INSERT INTO subscriber_tags (subscriber_id, tag_id)
 WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < ${n})
+-- CROSS JOIN keeps seq as the outer loop, so rows arrive in primary-key order without a sort.
 SELECT i, t.id FROM seq CROSS JOIN tags t
-WHERE t.account_id = ${ACCOUNT_ID} AND ${hash("i * 8 + t.id", 5)} % 1000 < ${tagCase}
-ORDER BY i, t.id;
+WHERE t.account_id = ${ACCOUNT_ID} AND ${hash("i * 8 + t.id", 5)} % 1000 < ${tagCase};
 COMMIT;
 `;
 }
@@ -236,7 +237,18 @@ export interface Dataset {
 interface Marker {
   version: number;
   n: number;
+  /** A kept dataset is rebuilt when the migrations change. */
+  migrations: string;
   webhookSecret: string;
+}
+
+function migrationsHash(): string {
+  const dir = join(ROOT, "migrations");
+  const hash = createHash("sha256");
+  for (const file of readdirSync(dir).filter((f) => f.endsWith(".sql")).sort()) {
+    hash.update(file).update("\0").update(readFileSync(join(dir, file))).update("\0");
+  }
+  return hash.digest("hex");
 }
 
 /** The D1 SQLite file of a wrangler state directory (metadata.sqlite is miniflare's own). */
@@ -255,9 +267,12 @@ export function ensureDataset(n: number, options: { reuse: boolean; log: (line: 
 
   if (options.reuse && existsSync(markerFile)) {
     const marker = JSON.parse(readFileSync(markerFile, "utf8")) as Marker;
-    if (marker.version === DATASET_VERSION && marker.n === n) {
+    if (marker.version === DATASET_VERSION && marker.n === n && marker.migrations === migrationsHash()) {
       const dbFile = findD1File(stateDir);
-      options.log(`reusing the dataset in ${stateDir}`);
+      options.log(`reusing the dataset in ${relative(ROOT, stateDir)} (kept by an earlier --keep run)`);
+      // Earlier runs' jobs and files go, so that every run starts from the same state (and disk use stays flat).
+      sqlite(dbFile, "DELETE FROM export_carry; DELETE FROM export_jobs; PRAGMA wal_checkpoint(TRUNCATE);");
+      rmSync(join(stateDir, "v3", "r2"), { recursive: true, force: true });
       return { ...base, dbFile, webhookSecret: marker.webhookSecret, buildSeconds: 0, reused: true };
     }
   }
@@ -265,7 +280,7 @@ export function ensureDataset(n: number, options: { reuse: boolean; log: (line: 
   const started = performance.now();
   rmSync(stateDir, { recursive: true, force: true });
   mkdirSync(stateDir, { recursive: true });
-  options.log(`applying migrations to ${stateDir}`);
+  options.log(`applying migrations to ${relative(ROOT, stateDir)}`);
   const migrate = spawnSync(
     process.execPath,
     [wranglerBin, "d1", "migrations", "apply", "DB", "--local", "--persist-to", stateDir],
@@ -280,7 +295,7 @@ export function ensureDataset(n: number, options: { reuse: boolean; log: (line: 
   const tokenHash = createHash("sha256").update(`${tokenSalt}:${BENCH_TOKEN}`).digest("hex");
   const webhookSecret = `whsec_${randomBytes(32).toString("base64")}`;
 
-  options.log(`filling ${dbFile} with ${n.toLocaleString("en-US")} contacts`);
+  options.log(`filling ${relative(ROOT, dbFile)} with ${n.toLocaleString("en-US")} contacts`);
   // Explicit indexes only (sql IS NOT NULL): primary keys stay.
   const indexes = sqliteJson<{ name: string; sql: string }>(
     dbFile,
@@ -295,7 +310,8 @@ export function ensureDataset(n: number, options: { reuse: boolean; log: (line: 
     "SELECT (SELECT count(*) FROM subscribers) AS subscribers, (SELECT count(*) FROM subscriber_tags) AS memberships;",
   );
   if (counts?.subscribers !== n) throw new Error(`expected ${n} subscribers, the database holds ${counts?.subscribers}`);
-  writeFileSync(markerFile, JSON.stringify({ version: DATASET_VERSION, n, webhookSecret } satisfies Marker, null, 2));
+  const marker: Marker = { version: DATASET_VERSION, n, migrations: migrationsHash(), webhookSecret };
+  writeFileSync(markerFile, JSON.stringify(marker, null, 2));
   const buildSeconds = (performance.now() - started) / 1000;
   options.log(
     `dataset ready in ${buildSeconds.toFixed(1)} s: ${n.toLocaleString("en-US")} contacts, ` +

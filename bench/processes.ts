@@ -41,12 +41,22 @@ export function descendants(root: number): ProcInfo[] {
   return found;
 }
 
-/** VmHWM (peak resident set) and VmRSS of a process, in bytes; null once it has exited. */
-function memory(pid: number): { hwm: number; rss: number } | null {
+interface Memory {
+  /** VmHWM: the kernel's record of the peak resident set. */
+  hwm: number;
+  rss: number;
+  /** The resident set split up: anonymous memory (heaps), file-backed pages (binaries, mmap'ed files), shared memory. */
+  anon: number;
+  file: number;
+  shmem: number;
+}
+
+/** A process's memory from /proc/<pid>/status, in bytes; null once it has exited. */
+function memory(pid: number): Memory | null {
   try {
     const status = readFileSync(`/proc/${pid}/status`, "utf8");
-    const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN) * 1024;
-    return { hwm: kb("VmHWM"), rss: kb("VmRSS") };
+    const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? 0) * 1024;
+    return { hwm: kb("VmHWM"), rss: kb("VmRSS"), anon: kb("RssAnon"), file: kb("RssFile"), shmem: kb("RssShmem") };
   } catch {
     return null;
   }
@@ -57,7 +67,8 @@ export interface RssReport {
   peakBytes: number;
   /** Largest sum of the workerd processes' VmRSS at one sample. */
   peakTotalRssBytes: number;
-  perProcess: Array<{ pid: number; peakBytes: number }>;
+  /** Per process: its VmHWM, and the split of its largest sampled VmRSS. */
+  perProcess: Array<{ pid: number; peakBytes: number; sampledPeak: { rss: number; anon: number; file: number; shmem: number } }>;
   samples: number;
 }
 
@@ -67,6 +78,7 @@ export interface RssReport {
  */
 export class WorkerdMemorySampler {
   private peaks = new Map<number, number>();
+  private sampledPeaks = new Map<number, Memory>();
   private peakTotal = 0;
   private samples = 0;
   private timer: NodeJS.Timeout;
@@ -95,6 +107,7 @@ export class WorkerdMemorySampler {
       const m = memory(pid);
       if (!m) continue;
       if (m.hwm > (this.peaks.get(pid) ?? 0)) this.peaks.set(pid, m.hwm);
+      if (m.rss > (this.sampledPeaks.get(pid)?.rss ?? -1)) this.sampledPeaks.set(pid, m);
       total += m.rss;
     }
     this.peakTotal = Math.max(this.peakTotal, total);
@@ -103,7 +116,10 @@ export class WorkerdMemorySampler {
 
   /** The current reading, without stopping. */
   report(): RssReport {
-    const perProcess = [...this.peaks].map(([pid, peakBytes]) => ({ pid, peakBytes }));
+    const perProcess = [...this.peaks].map(([pid, peakBytes]) => {
+      const { rss, anon, file, shmem } = this.sampledPeaks.get(pid)!;
+      return { pid, peakBytes, sampledPeak: { rss, anon, file, shmem } };
+    });
     return {
       peakBytes: Math.max(0, ...perProcess.map((p) => p.peakBytes)),
       peakTotalRssBytes: this.peakTotal,
