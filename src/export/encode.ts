@@ -1,21 +1,23 @@
 import type { ExportSpec } from "./spec";
 
 /**
- * Turns pages of query records into the bytes of the file. A file is head + rows + tail; the count is only
- * known at the end, so the JSON envelope puts it after the subscribers:
+ * Turns query records into the text of the file: head, then each record (with the separator between
+ * records), then tail. The count is only known at the end, so the JSON envelope puts it after the subscribers:
  *   {"response":{"status":"SUCCESS","data":{"subscribers":[…],"count":N}}}
  */
 export interface Encoder {
   head(): string;
-  /** Encodes one page; `rowsBefore` is how many rows the file already holds (for separators). */
-  page(records: readonly string[], rowsBefore: number): string;
+  /** Written between two records. */
+  separator: string;
+  record(record: string): string;
   tail(count: number): string;
 }
 
 const jsonEncoder: Encoder = {
   head: () => `{"response":{"status":"SUCCESS","data":{"subscribers":[`,
-  // Each record is already a JSON object built by SQLite.
-  page: (records, rowsBefore) => (records.length === 0 ? "" : (rowsBefore > 0 ? "," : "") + records.join(",")),
+  separator: ",",
+  // Each record is already the subscriber's JSON object, built by SQLite.
+  record: (record) => record,
   tail: (count) => `],"count":${count}}}}`,
 };
 
@@ -45,8 +47,9 @@ function csvEncoder(spec: ExportSpec): Encoder {
   ];
   return {
     head: () => csvRow(header),
+    separator: "",
     // Each record is a JSON array of the row's cells, built by SQLite.
-    page: (records) => records.map((record) => csvRow(JSON.parse(record) as unknown[])).join(""),
+    record: (record) => csvRow(JSON.parse(record) as unknown[]),
     tail: () => "",
   };
 }

@@ -5,6 +5,8 @@
  *
  * Memory: two part buffers, so one part uploads while the next fills.
  */
+const utf8 = new TextEncoder();
+
 export interface UploadedPart {
   partNumber: number;
   etag: string;
@@ -32,6 +34,7 @@ export class R2PartWriter {
   private readonly parts: UploadedPart[];
   private upload: R2MultipartUpload | null = null;
   private inFlight: Promise<void> = Promise.resolve();
+  private acceptedBytes = 0;
 
   constructor(
     private readonly bucket: R2Bucket,
@@ -53,7 +56,42 @@ export class R2PartWriter {
     return this.filled;
   }
 
+  /** Bytes this writer has accepted since it was created or restored. */
+  get accepted(): number {
+    return this.acceptedBytes;
+  }
+
+  /**
+   * Encodes text as UTF-8 straight into the part buffer: no intermediate string or byte array per page.
+   * Returns a promise only when a part had to be sent, so the caller awaits only then.
+   */
+  writeText(text: string): Promise<void> | undefined {
+    const { read, written } = utf8.encodeInto(text, this.buffer.subarray(this.filled));
+    this.filled += written;
+    this.acceptedBytes += written;
+    if (read < text.length) return this.writeTextAcrossParts(text.slice(read));
+    return this.filled === this.buffer.byteLength ? this.sendFullPart() : undefined;
+  }
+
+  private async writeTextAcrossParts(rest: string): Promise<void> {
+    while (rest.length > 0) {
+      if (this.filled === this.buffer.byteLength) await this.sendFullPart();
+      const { read, written } = utf8.encodeInto(rest, this.buffer.subarray(this.filled));
+      this.filled += written;
+      this.acceptedBytes += written;
+      rest = rest.slice(read);
+      if (rest.length > 0 && this.filled < this.buffer.byteLength) {
+        // The next character needs more bytes than the part has left: split them across the boundary.
+        const width = rest.codePointAt(0)! > 0xffff ? 2 : 1;
+        await this.write(utf8.encode(rest.slice(0, width)));
+        rest = rest.slice(width);
+      }
+    }
+    if (this.filled === this.buffer.byteLength) await this.sendFullPart();
+  }
+
   async write(bytes: Uint8Array): Promise<void> {
+    this.acceptedBytes += bytes.byteLength;
     let offset = 0;
     while (offset < bytes.byteLength) {
       const take = Math.min(this.buffer.byteLength - this.filled, bytes.byteLength - offset);

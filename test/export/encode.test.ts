@@ -1,6 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { csvCell, encoderFor } from "../../src/export/encode";
+import { csvCell, encoderFor, type Encoder } from "../../src/export/encode";
 import type { ExportSpec } from "../../src/export/spec";
+
+/** The whole file an encoder writes for these records. */
+const render = (encoder: Encoder, records: string[]) =>
+  encoder.head() + records.map(encoder.record).join(encoder.separator) + encoder.tail(records.length);
 
 const spec = (over: Partial<ExportSpec> = {}): ExportSpec => ({
   segmentIds: [1],
@@ -61,26 +65,24 @@ describe("the CSV file", () => {
     const encoder = encoderFor(
       spec({ format: "csv", includeMembership: true, customFields: [{ id: 3, name: "Company, Ltd" }, { id: 4, name: "=evil" }] }),
     );
-    expect(encoder.head()).toBe(`subscriberid,emailaddress,status,subscribedate,"Company, Ltd",'=evil,tags\r\n`);
-    const page = encoder.page([JSON.stringify([7, "a@example.com", "active", "2025-01-01T00:00:00Z", "Acme, Inc.", null, ["vip"]])], 0);
-    expect(page).toBe(`7,a@example.com,active,2025-01-01T00:00:00Z,"Acme, Inc.",,vip\r\n`);
-    expect(encoder.tail(1)).toBe("");
+    const record = JSON.stringify([7, "a@example.com", "active", "2025-01-01T00:00:00Z", "Acme, Inc.", null, ["vip"]]);
+    expect(render(encoder, [record, record])).toBe(
+      `subscriberid,emailaddress,status,subscribedate,"Company, Ltd",'=evil,tags\r\n` +
+        `7,a@example.com,active,2025-01-01T00:00:00Z,"Acme, Inc.",,vip\r\n`.repeat(2),
+    );
   });
 });
 
 describe("the JSON file", () => {
   it("is the Pinpointe SUCCESS envelope, with the count after the subscribers (it is known only at the end)", () => {
-    const encoder = encoderFor(spec());
-    const text =
-      encoder.head() + encoder.page(['{"subscriberid":1}', '{"subscriberid":2}'], 0) + encoder.page(['{"subscriberid":3}'], 2) + encoder.tail(3);
+    const text = render(encoderFor(spec()), ['{"subscriberid":1}', '{"subscriberid":2}', '{"subscriberid":3}']);
     expect(JSON.parse(text)).toEqual({
       response: { status: "SUCCESS", data: { subscribers: [{ subscriberid: 1 }, { subscriberid: 2 }, { subscriberid: 3 }], count: 3 } },
     });
   });
 
   it("is valid for an empty export", () => {
-    const encoder = encoderFor(spec());
-    expect(JSON.parse(encoder.head() + encoder.page([], 0) + encoder.tail(0))).toEqual({
+    expect(JSON.parse(render(encoderFor(spec()), []))).toEqual({
       response: { status: "SUCCESS", data: { subscribers: [], count: 0 } },
     });
   });
