@@ -43,7 +43,7 @@ export function createApp() {
       const db = drizzle(c.env.DB);
       const account = await authenticate(db, envelope.username, envelope.usertoken);
       const details = parseOrThrow(method.details, envelope.details ?? {}, "details");
-      const data = await method.handle({ env: c.env, config, db, account, requestUrl: new URL(c.req.url) }, details);
+      const data = await method.handle({ env: c.env, config, db, account }, details);
       return success(c, data);
     },
   );

@@ -8,8 +8,6 @@ export interface MethodContext {
   config: Config;
   db: DrizzleD1Database;
   account: Account;
-  /** The origin the request came to, for links when PUBLIC_BASE_URL is not more specific. */
-  requestUrl: URL;
 }
 
 /** One Pinpointe API method: its names, the schema of its `details`, and what it does. */

@@ -18,7 +18,7 @@ export function consumerDeps(env: Env): ConsumerDeps {
   return { env, config: loadConfig(env), db: drizzle(env.DB), now: Date.now };
 }
 
-const describe = (error: unknown) => (error instanceof Error ? error.message : String(error)).slice(0, 500);
+const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error)).slice(0, 500);
 
 /**
  * Decides what happens to one queue message. A plain function: the queue handler applies its answer
@@ -54,7 +54,7 @@ export async function handleExportMessage(message: ExportMessage, attempts: numb
     }
     console.error(`job ${message.jobId}: slice failed (attempt ${attempts}):`, error);
     if (attempts < deps.config.EXPORT_MAX_ATTEMPTS) return { action: "retry", delaySeconds: exportRetryDelay(attempts) };
-    const failed = await failJob(deps.db, message.jobId, `Export failed after ${attempts} attempts: ${describe(error)}`, deps.now());
+    const failed = await failJob(deps.db, message.jobId, `Export failed after ${attempts} attempts: ${errorText(error)}`, deps.now());
     if (!failed) return ACK;
     await abortUpload(deps.env, failed);
     return notifyJob(deps, failed, "export");

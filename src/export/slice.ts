@@ -9,10 +9,13 @@ import { loadCustomFieldTypes, pageQuery } from "./query";
 import { R2PartWriter } from "./r2_writer";
 import type { ExportSpec } from "./spec";
 
-/** Points where tests make a slice die, to prove that the job still completes with the right file. */
+/**
+ * Points where tests make a slice die, to prove that the job still completes with the right file.
+ * "mid-part" is after a page was written into a part that is not yet full (and so not yet uploaded).
+ */
 export type FaultPoint =
   | "after-read"
-  | "after-write"
+  | "mid-part"
   | "after-part-upload"
   | "before-checkpoint"
   | "before-complete"
@@ -145,7 +148,7 @@ async function exportFromCheckpoint(
       count++;
       cursor = id;
     }
-    await fault("after-write");
+    await fault("mid-part");
     if (endOfData) break;
     if (outOfBudget) {
       const state = await writer.state();

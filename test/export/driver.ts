@@ -15,17 +15,38 @@ import {
 } from "../../src/methods/segments_get_segment_subscribers_async";
 import { db, type TestAccount } from "../fixtures";
 
-export interface Sent {
+export interface SentMessage {
   body: ExportMessage;
-  delaySeconds?: number;
+  options?: QueueSendOptions;
 }
 
-export function recordingQueue(sent: Sent[]) {
+/** Stands in for EXPORT_QUEUE: records what is sent instead of letting the pool's consumer race the test. */
+export function queueRecorder() {
+  const sent: SentMessage[] = [];
   return {
-    async send(body: ExportMessage, options?: { delaySeconds?: number }) {
-      sent.push({ body, ...(options?.delaySeconds !== undefined ? { delaySeconds: options.delaySeconds } : {}) });
+    sent,
+    async send(body: ExportMessage, options?: QueueSendOptions) {
+      sent.push({ body, ...(options ? { options } : {}) });
     },
-  } as unknown as Queue;
+  };
+}
+export type QueueRecorder = ReturnType<typeof queueRecorder>;
+
+/**
+ * Accepts an export request through the API method itself, with `env`'s queue (a recorder), and returns the
+ * job id after checking that exactly one export message was queued for it.
+ */
+export async function acceptExport(testEnv: Env, queue: QueueRecorder, accountId: number, details: Record<string, unknown>) {
+  const account = await db().select().from(accounts).where(eq(accounts.id, accountId)).get();
+  const { jobid } = (await getSegmentSubscribersAsync.handle(
+    { env: testEnv, config: loadConfig(env), db: db(), account: account! },
+    detailsSchema.parse(details),
+  )) as { jobid: string };
+  const queued = queue.sent.splice(0);
+  if (queued.length !== 1 || queued[0]!.body.kind !== "export" || queued[0]!.body.jobId !== jobid) {
+    throw new Error(`expected one export message for ${jobid}, got ${JSON.stringify(queued)}`);
+  }
+  return jobid;
 }
 
 export interface Webhook {
@@ -36,17 +57,18 @@ export interface Webhook {
 
 export interface Harness {
   deps: ConsumerDeps;
-  sent: Sent[];
+  queue: QueueRecorder;
+  sent: SentMessage[];
   webhooks: Webhook[];
   clock: { now: number };
 }
 
 /** Consumer dependencies with a recording queue, a webhook receiver that answers 200, and a settable clock. */
 export function harness(overrides: Partial<Config> = {}, fault?: (point: FaultPoint) => void | Promise<void>): Harness {
-  const sent: Sent[] = [];
+  const queue = queueRecorder();
   const webhooks: Webhook[] = [];
   const clock = { now: Date.parse("2026-06-01T12:00:00Z") };
-  const testEnv = { ...env, EXPORT_QUEUE: recordingQueue(sent) } as Env;
+  const testEnv = { ...env, EXPORT_QUEUE: queue } as unknown as Env;
   const deps: ConsumerDeps = {
     env: testEnv,
     config: { ...loadConfig(env), ...overrides },
@@ -59,21 +81,15 @@ export function harness(overrides: Partial<Config> = {}, fault?: (point: FaultPo
     }) as typeof fetch,
     ...(fault ? { fault } : {}),
   };
-  return { deps, sent, webhooks, clock };
+  return { deps, queue, sent: queue.sent, webhooks, clock };
 }
 
 /** Accepts an export request the way the API does, without touching the real queue. */
-export async function createJob(h: Harness, account: TestAccount, details: Record<string, unknown>): Promise<string> {
-  const row = await db().select().from(accounts).where(eq(accounts.id, account.id)).get();
-  const result = await getSegmentSubscribersAsync.handle(
-    { env: h.deps.env, config: h.deps.config, db: db(), account: row!, requestUrl: new URL("https://exports.test/") },
-    detailsSchema.parse({ notify: { type: "webhook", value: "https://hooks.test/exports" }, ...details }),
-  );
-  const { jobid } = result as { jobid: string };
-  const queued = h.sent.splice(0);
-  if (queued.length !== 1 || queued[0]!.body.jobId !== jobid) throw new Error("expected exactly one queued message");
-  return jobid;
-}
+export const createJob = (h: Harness, account: TestAccount, details: Record<string, unknown>): Promise<string> =>
+  acceptExport(h.deps.env, h.queue, account.id, {
+    notify: { type: "webhook", value: "https://hooks.test/exports" },
+    ...details,
+  });
 
 export const handle = (h: Harness, message: ExportMessage, attempts = 1): Promise<QueueAction> =>
   handleExportMessage(message, attempts, h.deps);

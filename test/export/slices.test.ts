@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { loadCarry, saveCheckpoint, claimJob } from "../../src/export/checkpoint";
+import { claimJob, loadCarry, saveCheckpoint } from "../../src/export/checkpoint";
 import type { FaultPoint } from "../../src/export/slice";
 import {
   addSubscriber,
@@ -141,7 +141,7 @@ describe("an export in slices", () => {
 describe("a slice that dies", () => {
   const points: FaultPoint[] = [
     "after-read",
-    "after-write",
+    "mid-part",
     "after-part-upload",
     "before-checkpoint",
     "before-complete",
@@ -160,7 +160,7 @@ describe("a slice that dies", () => {
     expect(JSON.parse(h.webhooks[0]!.body).data.count).toBe(expectedEmails.length);
   });
 
-  it.each(["after-write", "after-part-upload", "before-complete"] as FaultPoint[])(
+  it.each(["mid-part", "after-part-upload", "before-complete"] as FaultPoint[])(
     "when its isolate is killed %s: the lease runs out and a redelivery finishes the job",
     async (point) => {
       let killed = false;

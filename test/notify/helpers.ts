@@ -2,30 +2,13 @@
 import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { loadConfig, type Config } from "../../src/config";
-import { accounts, exportJobs } from "../../src/db/schema";
+import { accounts } from "../../src/db/schema";
 import { consumerDeps, handleExportMessage, type ConsumerDeps, type QueueAction } from "../../src/export/consumer";
-import type { ExportMessage } from "../../src/export/message";
-import { detailsSchema, getSegmentSubscribersAsync } from "../../src/methods/segments_get_segment_subscribers_async";
 import { getSegmentSubscribersAsyncStatus } from "../../src/methods/segments_get_segment_subscribers_async_status";
+import { acceptExport, queueRecorder, type QueueRecorder } from "../export/driver";
 import { addSubscriber, createAccount, createList, createSegment, db, type TestAccount } from "../fixtures";
 
-export interface SentMessage {
-  body: ExportMessage;
-  options?: QueueSendOptions;
-}
-
-/** Stands in for EXPORT_QUEUE: records what is sent instead of letting the pool's consumer race the test. */
-export function queueRecorder() {
-  const sent: SentMessage[] = [];
-  const queue = {
-    sent,
-    async send(body: ExportMessage, options?: QueueSendOptions) {
-      sent.push({ body, ...(options ? { options } : {}) });
-    },
-  };
-  return queue;
-}
-export type QueueRecorder = ReturnType<typeof queueRecorder>;
+export { jobRow, queueRecorder, type QueueRecorder } from "../export/driver";
 
 /** A clock the test moves by hand, starting now (so that download links are still valid for the status call). */
 export function testClock(start = Date.now()) {
@@ -122,26 +105,13 @@ export function harness(
 }
 
 /** Creates an export job through the API method itself, its queue message going to the recorder. */
-export async function createJob(
+export const createJob = (
   scenario: NotifyScenario,
   h: Harness,
   notify: { type: "webhook" | "email"; value: string },
   details: Record<string, unknown> = {},
-): Promise<string> {
-  const result = (await getSegmentSubscribersAsync.handle(
-    {
-      env: h.deps.env,
-      config: loadConfig(env),
-      db: db(),
-      account: scenario.accountRow,
-      requestUrl: new URL("https://exports.test/apijson.php"),
-    },
-    detailsSchema.parse({ segmentid: [String(scenario.segmentId)], notify, ...details }),
-  )) as { jobid: string };
-  const queued = h.queue.sent.splice(0);
-  if (queued.length !== 1 || queued[0]!.body.kind !== "export") throw new Error(`expected one export message, got ${JSON.stringify(queued)}`);
-  return result.jobid;
-}
+): Promise<string> =>
+  acceptExport(h.deps.env, h.queue, scenario.account.id, { segmentid: [String(scenario.segmentId)], notify, ...details });
 
 /**
  * Runs the job's export messages as the queue would (each continuation in turn) until one does not
@@ -160,9 +130,6 @@ export async function runExport(h: Harness, jobId: string, attempts = 1): Promis
 /** Runs one notify message for the job, as the queue would deliver it. */
 export const runNotify = (h: Harness, jobId: string) => handleExportMessage({ kind: "notify", jobId }, 1, h.deps);
 
-export const jobRow = async (jobId: string) =>
-  (await db().select().from(exportJobs).where(eq(exportJobs.id, jobId)).get())!;
-
 /** What GetSegmentSubscribersAsyncStatus answers for the job. */
 export async function statusOf(scenario: NotifyScenario, jobId: string) {
   return (await getSegmentSubscribersAsyncStatus.handle(
@@ -171,7 +138,6 @@ export async function statusOf(scenario: NotifyScenario, jobId: string) {
       config: loadConfig(env),
       db: db(),
       account: scenario.accountRow,
-      requestUrl: new URL("https://exports.test/apijson.php"),
     },
     { jobid: jobId },
   )) as {
