@@ -17,7 +17,7 @@ const configSchema = z.object({
   EXPORT_SLICE_MAX_PAGES: z.coerce.number().int().min(0).default(0),
   // A slice that fails this many times in a row fails the job, and the failure is notified.
   EXPORT_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(5),
-  EXPORT_PAGE_SIZE: z.coerce.number().int().min(1).max(50_000).default(5_000),
+  EXPORT_PAGE_SIZE: z.coerce.number().int().min(1).max(50_000).default(10_000),
   // R2 refuses parts under 5 MiB (all but the last), and so does its local simulator.
   EXPORT_PART_SIZE: z.coerce.number().int().min(5 * MiB).max(5 * 1024 * MiB).default(8 * MiB),
   WEBHOOK_TIMEOUT_MS: z.coerce.number().int().positive().default(15_000),
