@@ -38,6 +38,9 @@ export default defineConfig(async () => {
       setupFiles: ["./test/apply-migrations.ts"],
       // Some tests export several MB through the local R2; the machine is small and may be busy.
       testTimeout: 60_000,
+      // The JSON report lets .ci/run print a plain "N passed, N failed" line.
+      reporters: ["default", "json"],
+      outputFile: { json: ".wrangler/test/vitest-report.json" },
     },
   };
 });
