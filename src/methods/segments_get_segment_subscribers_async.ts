@@ -8,7 +8,7 @@ import type { ExportMessage } from "../export/message";
 import { loadCustomFieldTypes, pageQuery } from "../export/query";
 import type { ExportSpec } from "../export/spec";
 import { checkWebhookUrl } from "../notify/webhook_url";
-import { ruleGroupSchema } from "../segments/rules";
+import { segmentRules } from "../segments/rules";
 
 const TRUE_WORDS = ["true", "1", "yes"];
 const FALSE_WORDS = ["false", "0", "no"];
@@ -93,7 +93,7 @@ async function loadSegments({ db, account }: MethodContext, ids: number[]) {
   // Keep the order the client asked for.
   return ids.map((id) => {
     const row = rows.find((r) => r.id === id)!;
-    return { id: row.id, name: row.name, rules: ruleGroupSchema.parse(row.rules) };
+    return { id: row.id, name: row.name, rules: segmentRules(row) };
   });
 }
 

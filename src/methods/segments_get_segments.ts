@@ -4,7 +4,7 @@ import { ApiError } from "../api/errors";
 import { defineMethod } from "../api/method";
 import { segments } from "../db/schema";
 import { countQuery, loadCustomFieldTypes, matchPredicate } from "../export/query";
-import type { RuleGroup } from "../segments/rules";
+import { segmentRules } from "../segments/rules";
 
 /** Segments / GetSegments: the account's segments, each with how many contacts it holds now. */
 export const getSegments = defineMethod({
@@ -20,7 +20,7 @@ export const getSegments = defineMethod({
         let contacts: number | null = null;
         let errormessage: string | undefined;
         try {
-          const predicate = matchPredicate([{ ...segment, rules: segment.rules as RuleGroup }], "any", now, fieldTypes);
+          const predicate = matchPredicate([{ ...segment, rules: segmentRules(segment) }], "any", now, fieldTypes);
           const [[count] = [0]] = await db.values<[number]>(countQuery(account.id, predicate));
           contacts = Number(count);
         } catch (error) {

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { ApiError } from "../api/errors";
 import { SUBSCRIBER_STATUSES } from "../db/schema";
 
 /**
@@ -87,3 +88,12 @@ export const OPERATORS_BY_KIND = {
 } as const satisfies Record<string, readonly Operator[]>;
 
 export const statusValue = z.enum(SUBSCRIBER_STATUSES);
+
+/** A stored segment's rules, checked: a tree that does not fit the schema is refused with a 422 naming it. */
+export function segmentRules(segment: { name: string; rules: unknown }): RuleGroup {
+  const parsed = ruleGroupSchema.safeParse(segment.rules);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  const where = ["rules", ...issue.path.map(String)].join(".");
+  throw new ApiError("UNPROCESSABLE", `Segment "${segment.name}" has rules that cannot run: ${where}: ${issue.message}`);
+}

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { callApi, createField, createSegment, dataOf, request, seedScenario } from "../fixtures";
+import type { RuleGroup } from "../../src/segments/rules";
 import { EMAIL_NOTIFY, expectError, exportJobCount, waitForDelivered, type Scenario } from "./helpers";
 
 let s: Scenario;
@@ -80,6 +81,17 @@ describe("GetSegmentSubscribersAsync refuses, writing no job: segmentid", () => 
       valid({ segmentid: [broken] }),
       422,
       'Segment "Broken" rules[1]: custom field 999999 does not exist in this account',
+    );
+  });
+});
+
+describe("GetSegmentSubscribersAsync refuses a segment whose stored rule tree is malformed", () => {
+  it("with 422 naming the segment and where the tree is wrong, not a 500", async () => {
+    const malformed = await createSegment(s.account.id, { match: "sometimes", rules: [] } as unknown as RuleGroup, "Malformed");
+    await expectRefused(
+      valid({ segmentid: [malformed] }),
+      422,
+      'Segment "Malformed" has rules that cannot run: rules.match: Invalid option: expected one of "all"|"any"|"none"',
     );
   });
 });

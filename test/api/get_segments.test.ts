@@ -1,3 +1,4 @@
+import type { RuleGroup } from "../../src/segments/rules";
 import { eq } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { segments } from "../../src/db/schema";
@@ -104,6 +105,20 @@ describe("Segments / GetSegments", () => {
         errormessage: 'Segment "Broken" rules[0]: custom field 999999 does not exist in this account',
       },
       { segmentid: String(empty), segmentname: "Nobody", contacts: 0 },
+    ]);
+  });
+
+  it("lists a segment whose stored rule tree is malformed with its error, not a 500", async () => {
+    const account = await createAccount();
+    const malformed = await createSegment(account.id, { match: "all", rules: "everyone" } as unknown as RuleGroup, "Malformed");
+    const rows = await getSegments(account);
+    expect(rows.map(({ createdate, ...rest }) => rest)).toEqual([
+      {
+        segmentid: String(malformed),
+        segmentname: "Malformed",
+        contacts: null,
+        errormessage: 'Segment "Malformed" has rules that cannot run: rules.rules: Invalid input: expected array, received string',
+      },
     ]);
   });
 });
