@@ -5,7 +5,7 @@ import { callApi, dataOf, request, seedScenario } from "./fixtures";
 
 afterEach(() => vi.unstubAllGlobals());
 
-it("exports a segment end to end through the real queue and notifies by webhook", async () => {
+it("exports segments end to end: request → real queue → file in R2 → signed webhook → download of the seeded data", async () => {
   const s = await seedScenario();
   const hooks: { headers: Record<string, string>; body: string }[] = [];
   const realFetch = globalThis.fetch;
@@ -36,6 +36,8 @@ it("exports a segment end to end through the real queue and notifies by webhook"
   const file = await exports.default.fetch(event.data.url);
   expect(file.status).toBe(200);
   const json = (await file.json()) as any;
-  console.log(JSON.stringify(json).slice(0, 600), event.data.count);
-  expect(json.response.data.count).toBe(event.data.count);
+  const expected = s.people.filter((p) => p.listId === s.lists.customers || p.tags?.includes(s.tags.vip));
+  expect(json.response.data.subscribers.map((x: any) => x.emailaddress)).toEqual(expected.map((p) => p.email));
+  expect(json.response.data.count).toBe(expected.length);
+  expect(event.data).toMatchObject({ status: "SUCCESS", count: expected.length, format: "json" });
 });
