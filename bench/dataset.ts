@@ -5,6 +5,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
+import { hashToken } from "../src/api/auth";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join, relative } from "node:path";
@@ -260,7 +261,7 @@ export function findD1File(stateDir: string): string {
 }
 
 /** Builds the dataset of N contacts in .bench/state-<N>, or reuses it when kept from an earlier run. */
-export function ensureDataset(n: number, options: { reuse: boolean; log: (line: string) => void }): Dataset {
+export async function ensureDataset(n: number, options: { reuse: boolean; log: (line: string) => void }): Promise<Dataset> {
   const stateDir = join(ROOT, ".bench", `state-${n}`);
   const markerFile = join(stateDir, "bench-dataset.json");
   const base = { n, stateDir, username: BENCH_USERNAME, usertoken: BENCH_TOKEN, segmentIds: SEGMENTS.map((_, i) => i + 1) };
@@ -292,7 +293,8 @@ export function ensureDataset(n: number, options: { reuse: boolean; log: (line: 
   const dbFile = findD1File(stateDir);
 
   const tokenSalt = randomBytes(16).toString("hex");
-  const tokenHash = createHash("sha256").update(`${tokenSalt}:${BENCH_TOKEN}`).digest("hex");
+  // The same scheme the worker checks tokens with.
+  const tokenHash = await hashToken(tokenSalt, BENCH_TOKEN);
   const webhookSecret = `whsec_${randomBytes(32).toString("base64")}`;
 
   options.log(`filling ${relative(ROOT, dbFile)} with ${n.toLocaleString("en-US")} contacts`);

@@ -246,7 +246,7 @@ async function benchOne(n: number): Promise<Result> {
   console.log(`\n=== N = ${fmt(n)} ===`);
   const outDir = join(BENCH_DIR, `out-${n}`);
   mkdirSync(outDir, { recursive: true });
-  const dataset = ensureDataset(n, { reuse: flags.keep, log });
+  const dataset = await ensureDataset(n, { reuse: flags.keep, log });
   const result: Result = {
     n,
     ok: false,

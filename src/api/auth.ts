@@ -1,12 +1,11 @@
 import { eq } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
 import { accounts, type Account } from "../db/schema";
+import { toHex } from "../hex";
 import { ApiError } from "./errors";
 
 const encoder = new TextEncoder();
 
-const toHex = (bytes: ArrayBuffer): string =>
-  Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
 
 /** SHA-256 of salt ":" token, hex. Shared by the worker and the account scripts (Web Crypto in both). */
 export async function hashToken(salt: string, token: string): Promise<string> {

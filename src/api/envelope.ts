@@ -14,7 +14,6 @@ export const requestEnvelope = z.object({
   requestmethod: requiredString().trim().min(1, "must not be empty"),
   details: z.unknown().optional(),
 });
-export type RequestEnvelope = z.infer<typeof requestEnvelope>;
 
 export const successBody = <T>(data: T) => ({ response: { status: "SUCCESS" as const, data } });
 export const errorBody = (errormessage: string) => ({ response: { status: "ERROR" as const, errormessage } });

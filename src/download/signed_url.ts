@@ -2,6 +2,8 @@
  * Download links: /exports/<jobid>?expires=<unix seconds>&signature=<hex HMAC-SHA256 of "<jobid>.<expires>">.
  * The worker serves them itself because the R2 binding cannot presign URLs.
  */
+import { toHex } from "../hex";
+
 const encoder = new TextEncoder();
 
 async function hmacKey(secret: string): Promise<CryptoKey> {
@@ -11,8 +13,6 @@ async function hmacKey(secret: string): Promise<CryptoKey> {
   ]);
 }
 
-const toHex = (bytes: ArrayBuffer): string =>
-  Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
 
 const fromHex = (hex: string): Uint8Array | null => {
   if (!/^(?:[0-9a-f]{2})+$/i.test(hex)) return null;

@@ -1,6 +1,5 @@
-import { sql, type SQL } from "drizzle-orm";
+import { eq, sql, type SQL } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
-import { eq } from "drizzle-orm";
 import { customFields, type CustomFieldType } from "../db/schema";
 import { assertParameterBudget, compileRules } from "../segments/compile";
 import type { ExportSpec } from "./spec";

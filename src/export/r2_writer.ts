@@ -51,11 +51,6 @@ export class R2PartWriter {
     this.parts = [...state.parts];
   }
 
-  /** Bytes written but not yet sent in a full part. */
-  get carried(): number {
-    return this.filled;
-  }
-
   /** Bytes this writer has accepted since it was created or restored. */
   get accepted(): number {
     return this.acceptedBytes;

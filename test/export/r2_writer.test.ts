@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { R2PartWriter } from "../../src/export/r2_writer";
+import { toHex } from "../../src/hex";
 
 const PART = 5 * 1024 * 1024;
 const options = { partSize: PART, httpMetadata: { contentType: "text/plain; charset=utf-8" }, customMetadata: {} };
@@ -13,7 +14,7 @@ async function storedBytes(key: string): Promise<Uint8Array> {
 /** SHA-256 as hex: compares megabytes without asking the test runner to diff them. */
 async function digest(bytes: Uint8Array | string): Promise<string> {
   const data = typeof bytes === "string" ? utf8.encode(bytes) : bytes;
-  return Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", data)), (b) => b.toString(16).padStart(2, "0")).join("");
+  return toHex(await crypto.subtle.digest("SHA-256", data));
 }
 
 describe("the R2 part writer", () => {
