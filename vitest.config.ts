@@ -1,26 +1,66 @@
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
+import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { defineConfig } from "vitest/config";
-import { MAILER_TEST_BUNDLE } from "./test/global-setup.ts";
+import { EXPORTER_TEST_BUNDLE, MAILER_TEST_BUNDLE } from "./test/global-setup.ts";
+
+/** Settings both the API worker (the tests' own worker) and the export worker run with in tests. */
+const TEST_VARS = {
+  DOWNLOAD_SIGNING_SECRET: "test-download-signing-secret",
+  PUBLIC_BASE_URL: "https://exports.test",
+  ALLOW_HTTP_WEBHOOKS: "false",
+  // Small pages, so that tests cross page and slice boundaries with little data. Parts are the smallest R2 allows.
+  EXPORT_PAGE_SIZE: "7",
+  EXPORT_PART_SIZE: String(5 * 1024 * 1024),
+};
+
+/** Where the export worker's outbound requests (webhooks) land in tests: a bucket the tests read. */
+const WEBHOOK_SINK = { WEBHOOK_SINK: "webhook-sink" };
 
 export default defineConfig(async () => {
   const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
+  // The export worker runs as its own worker, with the bindings of its real wrangler config.
+  const exporter = unstable_getMiniflareWorkerOptions(path.join(import.meta.dirname, "wrangler.exporter.toml")).workerOptions;
   return {
     plugins: [
       cloudflareTest({
         wrangler: { configPath: "./wrangler.toml" },
         miniflare: {
-          bindings: {
-            TEST_MIGRATIONS: migrations,
-            DOWNLOAD_SIGNING_SECRET: "test-download-signing-secret",
-            PUBLIC_BASE_URL: "https://exports.test",
-            ALLOW_HTTP_WEBHOOKS: "false",
-            // Small pages, so that tests cross page and slice boundaries with little data. Parts are the smallest R2 allows.
-            EXPORT_PAGE_SIZE: "7",
-            EXPORT_PART_SIZE: String(5 * 1024 * 1024),
-          },
-          // The email-sending worker, bundled by test/global-setup.ts, behind the MAILER service binding.
+          bindings: { TEST_MIGRATIONS: migrations, ...TEST_VARS },
+          // Tests also drive the export worker's handlers directly (test/export/driver.ts), with this worker's env.
+          serviceBindings: { MAILER: "segment-export-mailer" },
+          r2Buckets: WEBHOOK_SINK,
           workers: [
+            {
+              name: "segment-export-exporter",
+              compatibilityDate: exporter.compatibilityDate,
+              compatibilityFlags: exporter.compatibilityFlags,
+              d1Databases: exporter.d1Databases,
+              r2Buckets: exporter.r2Buckets,
+              queueProducers: exporter.queueProducers,
+              queueConsumers: exporter.queueConsumers,
+              serviceBindings: exporter.serviceBindings,
+              modules: true,
+              scriptPath: EXPORTER_TEST_BUNDLE,
+              bindings: { ...exporter.bindings, ...TEST_VARS },
+              // Webhooks go to the sink worker instead of the network.
+              outboundService: "webhook-sink",
+            },
+            {
+              name: "webhook-sink",
+              modules: true,
+              script: `export default {
+                async fetch(request, env) {
+                  const id = request.headers.get("webhook-id") ?? "no-webhook-id";
+                  const key = id + "/" + Date.now() + "-" + crypto.randomUUID();
+                  const received = { url: request.url, headers: Object.fromEntries(request.headers), body: await request.text() };
+                  await env.WEBHOOK_SINK.put(key, JSON.stringify(received));
+                  return new Response("ok");
+                },
+              };`,
+              compatibilityDate: "2026-05-01",
+              r2Buckets: WEBHOOK_SINK,
+            },
             {
               name: "segment-export-mailer",
               modules: true,

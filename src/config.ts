@@ -22,6 +22,17 @@ const configSchema = z.object({
   EXPORT_PART_SIZE: z.coerce.number().int().min(5 * MiB).max(5 * 1024 * MiB).default(8 * MiB),
   WEBHOOK_TIMEOUT_MS: z.coerce.number().int().positive().default(15_000),
   NOTIFY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(12),
+  // The sweeper fails a job after its slices died this many times (each death is a lease that ran out).
+  EXPORT_MAX_REDRIVES: z.coerce.number().int().min(1).max(100).default(5),
+  // A message this many seconds past its due time is taken for lost, and the sweeper sends another.
+  SWEEP_LOST_AFTER_SECONDS: z.coerce.number().int().min(10).default(120),
+  // Requests per account per period (must match the ACCOUNT_RATE_LIMITER binding); quoted in the 429.
+  ACCOUNT_RATE_LIMIT: z.coerce.number().int().positive().default(600),
+  ACCOUNT_RATE_PERIOD_SECONDS: z.coerce.number().int().positive().default(60),
+  // Queued plus running exports one account may have at once.
+  EXPORT_MAX_ACTIVE_PER_ACCOUNT: z.coerce.number().int().min(1).default(5),
+  // GetSegments recounts a segment whose count is older than this.
+  SEGMENT_COUNT_MAX_AGE_SECONDS: z.coerce.number().int().min(1).default(600),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -29,7 +40,7 @@ export type Config = z.infer<typeof configSchema>;
 const cache = new WeakMap<object, Config>();
 
 /** Reads the environment once per isolate, for the API and the queue consumer alike. */
-export function loadConfig(env: Env): Config {
+export function loadConfig(env: object): Config {
   let config = cache.get(env);
   if (!config) {
     const parsed = configSchema.safeParse(env);

@@ -1,22 +1,10 @@
-import { env, exports } from "cloudflare:workers";
-import { afterEach, expect, it, vi } from "vitest";
+import { exports } from "cloudflare:workers";
+import { expect, it, vi } from "vitest";
 import { Webhook } from "standardwebhooks";
-import { callApi, dataOf, request, seedScenario } from "./fixtures";
+import { callApi, dataOf, receivedWebhooks, request, seedScenario } from "./fixtures";
 
-afterEach(() => vi.unstubAllGlobals());
-
-it("exports segments end to end: request → real queue → file in R2 → signed webhook → download of the seeded data", async () => {
+it("exports segments end to end: API worker → real queue → export worker → file in R2 → signed webhook → download", async () => {
   const s = await seedScenario();
-  const hooks: { headers: Record<string, string>; body: string }[] = [];
-  const realFetch = globalThis.fetch;
-  vi.stubGlobal("fetch", async (input: RequestInfo, init?: RequestInit) => {
-    const req = new Request(input, init);
-    if (req.url.startsWith("https://hooks.test/")) {
-      hooks.push({ headers: Object.fromEntries(req.headers), body: await req.text() });
-      return new Response("ok");
-    }
-    return realFetch(input, init);
-  });
   const accepted = dataOf<{ jobid: string; status: string }>(
     await callApi(
       request(s.account, "seg", "getsegmentsubscribersasync", {
@@ -29,9 +17,17 @@ it("exports segments end to end: request → real queue → file in R2 → signe
     ),
   );
   expect(accepted.status).toBe("queued");
-  await vi.waitUntil(() => hooks.length > 0, { timeout: 10_000, interval: 50 });
-  const hook = hooks[0]!;
-  const event = new Webhook(s.account.webhookSecret).verify(hook.body, hook.headers) as any;
+  // The export worker, a separate worker consuming the real queue, sends the webhook.
+  const hooks = await vi.waitUntil(
+    async () => {
+      const received = await receivedWebhooks(`msg_${accepted.jobid}`);
+      return received.length > 0 ? received : false;
+    },
+    { timeout: 20_000, interval: 100 },
+  );
+  expect(hooks).toHaveLength(1);
+  expect(hooks[0]!.url).toBe("https://hooks.test/exports");
+  const event = new Webhook(s.account.webhookSecret).verify(hooks[0]!.body, hooks[0]!.headers) as any;
   expect(event.type).toBe("segment_export.completed");
   const file = await exports.default.fetch(event.data.url);
   expect(file.status).toBe(200);

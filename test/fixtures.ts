@@ -171,3 +171,19 @@ export async function seedScenario() {
     people,
   };
 }
+
+export interface ReceivedWebhook {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/**
+ * The webhooks the export worker sent for one event (its webhook-id), in arrival order. In tests the export
+ * worker's outbound requests go to a sink worker that stores them in the WEBHOOK_SINK bucket (vitest.config.ts).
+ */
+export async function receivedWebhooks(webhookId: string): Promise<ReceivedWebhook[]> {
+  const listed = await env.WEBHOOK_SINK.list({ prefix: `${webhookId}/` });
+  const keys = listed.objects.map((o) => o.key).sort();
+  return Promise.all(keys.map(async (key) => (await (await env.WEBHOOK_SINK.get(key))!.json()) as ReceivedWebhook));
+}

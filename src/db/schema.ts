@@ -131,8 +131,14 @@ export const segments = sqliteTable(
     /** The saved search: a rule tree, see src/segments/rules.ts. */
     rules: text("rules", { mode: "json" }).notNull(),
     createdAt: createdAt(),
+    /** How many contacts the segment held when last counted (null: never counted, or the rules cannot run). */
+    contactsCount: integer("contacts_count"),
+    /** When contacts_count was computed, ms since the epoch (0: never). */
+    countedAt: integer("counted_at").notNull().default(0),
+    /** Why the rules could not be counted, when they cannot. */
+    countError: text("count_error"),
   },
-  (t) => [index("segments_account_idx").on(t.accountId)],
+  (t) => [index("segments_account_idx").on(t.accountId), index("segments_counted_at_idx").on(t.countedAt)],
 );
 
 export const exportJobs = sqliteTable(
@@ -168,18 +174,57 @@ export const exportJobs = sqliteTable(
     version: integer("version").notNull().default(0),
     leaseExpiresAt: integer("lease_expires_at").notNull().default(0),
     slices: integer("slices").notNull().default(0),
+    /**
+     * The token of the one export message allowed to run the next slice. A checkpoint bumps it and sends a
+     * message carrying the new value, so stale and duplicate messages find a different drive and are dropped.
+     */
+    drive: integer("drive").notNull().default(0),
+    /** When the message for the current drive is due to arrive, ms since the epoch; the sweeper's clock. */
+    dueAt: integer("due_at").notNull().default(0),
+    /** How often the sweeper found a slice dead (its lease ran out) and drove the job again. */
+    redrives: integer("redrives").notNull().default(0),
+    /** SHA-256 of the canonical request (account, segments, filters, fields, format, notify target), for dedupe. */
+    requestHash: text("request_hash"),
 
     notifyState: text("notify_state", { enum: NOTIFY_STATES }).notNull().default("pending"),
     notifyAttempts: integer("notify_attempts").notNull().default(0),
     notifyError: text("notify_error"),
     notifiedAt: text("notified_at"),
+    /** When the next notification attempt is due, ms since the epoch (0: none scheduled). */
+    notifyDueAt: integer("notify_due_at").notNull().default(0),
 
     createdAt: createdAt(),
     startedAt: text("started_at"),
     completedAt: text("completed_at"),
     linkExpiresAt: text("link_expires_at"),
   },
-  (t) => [index("export_jobs_account_idx").on(t.accountId, t.createdAt)],
+  (t) => [
+    index("export_jobs_account_idx").on(t.accountId, t.createdAt),
+    index("export_jobs_account_state_idx").on(t.accountId, t.state, t.requestHash),
+    index("export_jobs_sweep_idx").on(t.state, t.dueAt),
+    index("export_jobs_notify_sweep_idx").on(t.notifyState, t.notifyDueAt),
+  ],
+);
+
+/**
+ * Idempotency keys a client sent with GetSegmentSubscribersAsync: within 24 hours the same key returns the
+ * same job, and the same key with other details is refused.
+ */
+export const idempotencyKeys = sqliteTable(
+  "idempotency_keys",
+  {
+    accountId: integer("account_id")
+      .notNull()
+      .references(() => accounts.id),
+    key: text("key").notNull(),
+    requestHash: text("request_hash").notNull(),
+    jobId: text("job_id")
+      .notNull()
+      .references(() => exportJobs.id, { onDelete: "cascade" }),
+    /** ms since the epoch. */
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.accountId, t.key] }), index("idempotency_keys_created_idx").on(t.createdAt)],
 );
 
 /** The carried-over bytes of a checkpoint, base64 in chunks that stay under D1's 2 MB value limit. */
@@ -197,3 +242,4 @@ export const exportCarry = sqliteTable(
 
 export type Account = typeof accounts.$inferSelect;
 export type ExportJob = typeof exportJobs.$inferSelect;
+export type Segment = typeof segments.$inferSelect;

@@ -15,9 +15,14 @@ export type Claim =
   | { claimed: true; job: ExportJob }
   | { claimed: false; reason: "finished"; job: ExportJob }
   | { claimed: false; reason: "leased"; retryInMs: number }
+  | { claimed: false; reason: "stale" }
   | { claimed: false; reason: "missing" };
 
-export async function claimJob(db: DrizzleD1Database, jobId: string, now: number, leaseMs: number): Promise<Claim> {
+/**
+ * Takes the lease for the message of `drive`. Only the message carrying the job's current drive may run a
+ * slice: a checkpoint moves the drive on, so a duplicate or late message finds it "stale" and is dropped.
+ */
+export async function claimJob(db: DrizzleD1Database, jobId: string, drive: number, now: number, leaseMs: number): Promise<Claim> {
   const [job] = await db
     .update(exportJobs)
     .set({
@@ -28,13 +33,19 @@ export async function claimJob(db: DrizzleD1Database, jobId: string, now: number
       startedAt: sql`coalesce(${exportJobs.startedAt}, ${new Date(now).toISOString()})`,
     })
     .where(
-      and(eq(exportJobs.id, jobId), inArray(exportJobs.state, ["queued", "running"]), lte(exportJobs.leaseExpiresAt, now)),
+      and(
+        eq(exportJobs.id, jobId),
+        eq(exportJobs.drive, drive),
+        inArray(exportJobs.state, ["queued", "running"]),
+        lte(exportJobs.leaseExpiresAt, now),
+      ),
     )
     .returning();
   if (job) return { claimed: true, job };
   const current = await db.select().from(exportJobs).where(eq(exportJobs.id, jobId)).get();
   if (!current) return { claimed: false, reason: "missing" };
   if (current.state === "complete" || current.state === "failed") return { claimed: false, reason: "finished", job: current };
+  if (current.drive !== drive) return { claimed: false, reason: "stale" };
   return { claimed: false, reason: "leased", retryInMs: Math.max(0, current.leaseExpiresAt - now) };
 }
 
@@ -92,7 +103,13 @@ export class LeaseLostError extends Error {
 }
 
 /**
- * Saves a checkpoint in one D1 transaction, and either releases the lease or, with `keepLeaseUntil`, keeps it.
+ * How a checkpoint leaves the job: "handover" releases the lease and moves the drive on, for the continuation
+ * message the caller sends next (due now); "keep" holds the lease until the given time (the slice goes on).
+ */
+export type CheckpointRelease = { kind: "handover"; now: number } | { kind: "keep"; leaseUntil: number };
+
+/**
+ * Saves a checkpoint in one D1 transaction, and either hands the job over to a continuation or keeps the lease.
  * Refused (LeaseLostError) unless the job is still at the version this slice leased. Returns the new version.
  */
 export async function saveCheckpoint(
@@ -100,15 +117,17 @@ export async function saveCheckpoint(
   jobId: string,
   leasedVersion: number,
   checkpoint: Checkpoint,
-  keepLeaseUntil = 0,
+  release: CheckpointRelease,
 ): Promise<number> {
   const next = leasedVersion + 1;
   const stillOurs = `(SELECT version FROM export_jobs WHERE id = ?) = ?`;
+  const handover = release.kind === "handover";
   const statements = [
     d1
       .prepare(
         `UPDATE export_jobs SET cursor = ?, processed_count = ?, bytes_written = ?, upload_id = ?, parts = ?,
-           carry_bytes = ?, finalizing = ?, version = ?, lease_expires_at = ?
+           carry_bytes = ?, finalizing = ?, version = ?, lease_expires_at = ?,
+           drive = drive + ?, due_at = CASE WHEN ? THEN ? ELSE due_at END
          WHERE id = ? AND version = ?`,
       )
       .bind(
@@ -120,7 +139,10 @@ export async function saveCheckpoint(
         checkpoint.carry.byteLength,
         checkpoint.finalizing ? 1 : 0,
         next,
-        keepLeaseUntil,
+        handover ? 0 : release.leaseUntil,
+        handover ? 1 : 0,
+        handover ? 1 : 0,
+        handover ? release.now : 0,
         jobId,
         leasedVersion,
       ),
@@ -158,6 +180,8 @@ export async function completeJob(
       version: leasedVersion + 1,
       leaseExpiresAt: 0,
       carryBytes: 0,
+      // The notification is due now; the sweeper re-drives it if nobody delivers it.
+      notifyDueAt: result.completedAt.getTime(),
     })
     .where(and(eq(exportJobs.id, jobId), eq(exportJobs.version, leasedVersion)))
     .returning();
@@ -182,6 +206,7 @@ export async function failJob(
       version: sql`${exportJobs.version} + 1`,
       leaseExpiresAt: 0,
       carryBytes: 0,
+      notifyDueAt: now,
     })
     .where(
       and(eq(exportJobs.id, jobId), inArray(exportJobs.state, ["queued", "running"]), lte(exportJobs.leaseExpiresAt, now)),
@@ -206,4 +231,15 @@ export async function releaseLease(db: DrizzleD1Database, jobId: string, leasedV
     .update(exportJobs)
     .set({ leaseExpiresAt: 0 })
     .where(and(eq(exportJobs.id, jobId), eq(exportJobs.version, leasedVersion)));
+}
+
+/**
+ * Records when a retried message for the job is due (now + its delay), so that the sweeper does not take a
+ * message that is merely waiting out its backoff for a lost one.
+ */
+export async function markRetryDue(db: DrizzleD1Database, jobId: string, dueAt: number): Promise<void> {
+  await db
+    .update(exportJobs)
+    .set({ dueAt })
+    .where(and(eq(exportJobs.id, jobId), inArray(exportJobs.state, ["queued", "running"])));
 }

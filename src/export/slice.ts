@@ -32,11 +32,16 @@ export interface SliceDeps {
 }
 
 export type SliceOutcome =
-  | { kind: "continue"; job: ExportJob }
+  /** Checkpointed; the continuation message must carry `drive`. */
+  | { kind: "continue"; job: ExportJob; drive: number }
   | { kind: "complete"; job: ExportJob }
   | { kind: "finished"; job: ExportJob }
   | { kind: "busy"; retryInMs: number }
+  /** The message's drive is not the job's: a duplicate or a late message, whose work another message does. */
+  | { kind: "stale" }
   | { kind: "missing" };
+
+const yieldToEventLoop = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
 /** A slice may overrun its budget by one page, a checkpoint and the last upload; the lease covers that. */
 const LEASE_MARGIN_MS = 120_000;
@@ -48,13 +53,14 @@ const PROGRESS_INTERVAL_MS = 5_000;
  * streams the file into R2 until the data ends (then completes the file) or the time budget runs out
  * (then checkpoints, and the caller enqueues a continuation).
  */
-export async function runExportSlice(deps: SliceDeps, jobId: string): Promise<SliceOutcome> {
+export async function runExportSlice(deps: SliceDeps, jobId: string, drive: number): Promise<SliceOutcome> {
   const started = deps.now();
   const leaseMs = deps.config.EXPORT_SLICE_BUDGET_MS + LEASE_MARGIN_MS;
-  const claim = await claimJob(deps.db, jobId, started, leaseMs);
+  const claim = await claimJob(deps.db, jobId, drive, started, leaseMs);
   if (!claim.claimed) {
     if (claim.reason === "finished") return { kind: "finished", job: claim.job };
     if (claim.reason === "leased") return { kind: "busy", retryInMs: claim.retryInMs };
+    if (claim.reason === "stale") return { kind: "stale" };
     return { kind: "missing" };
   }
   const lease = { version: claim.job.version };
@@ -153,14 +159,14 @@ async function exportFromCheckpoint(
     if (outOfBudget) {
       const state = await writer.state();
       await fault("before-checkpoint");
-      await saveCheckpoint(env.DB, job.id, lease.version, {
-        cursor,
-        processedCount: count,
-        bytesWritten: bytes(),
-        ...state,
-        finalizing: false,
-      });
-      return { kind: "continue", job };
+      await saveCheckpoint(
+        env.DB,
+        job.id,
+        lease.version,
+        { cursor, processedCount: count, bytesWritten: bytes(), ...state, finalizing: false },
+        { kind: "handover", now: deps.now() },
+      );
+      return { kind: "continue", job, drive: job.drive + 1 };
     }
     if (deps.now() - lastProgress >= PROGRESS_INTERVAL_MS) {
       lastProgress = deps.now();
@@ -169,6 +175,9 @@ async function exportFromCheckpoint(
         .set({ processedCount: count })
         .where(and(eq(exportJobs.id, job.id), eq(exportJobs.version, lease.version)));
     }
+    // Give the event loop a turn between pages, so that a slice never holds it for long: other events of this
+    // isolate (and, under wrangler dev, the local queue's own bookkeeping) get to run.
+    await yieldToEventLoop();
   }
 
   await writer.writeText(encoder.tail(count));
@@ -181,7 +190,7 @@ async function exportFromCheckpoint(
       job.id,
       lease.version,
       { cursor, processedCount: count, bytesWritten: bytes(), ...state, finalizing: true },
-      deps.now() + leaseMs,
+      { kind: "keep", leaseUntil: deps.now() + leaseMs },
     );
   }
   return finish(count, bytes());

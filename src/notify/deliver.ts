@@ -61,12 +61,20 @@ export async function deliverNotification(deps: NotifyDeps, job: ExportJob): Pro
   const attempts = job.notifyAttempts + 1;
   const giveUp = !result.ok && (!result.retryable || attempts >= deps.config.NOTIFY_MAX_ATTEMPTS);
   const state = result.ok ? "delivered" : giveUp ? "failed" : "pending";
+  const delaySeconds =
+    result.ok || giveUp
+      ? 0
+      : result.retryAfterSeconds !== undefined
+        ? clampDelay(result.retryAfterSeconds)
+        : notifyRetryDelay(attempts);
   await deps.db
     .update(exportJobs)
     .set({
       notifyAttempts: sql`${exportJobs.notifyAttempts} + 1`,
       notifyState: state,
       notifyError: result.ok ? null : result.error,
+      // When the retry is due: until then the sweeper leaves it alone, and a late export message does not jump it.
+      notifyDueAt: state === "pending" ? deps.now() + delaySeconds * 1000 : 0,
       ...(result.ok ? { notifiedAt: new Date(deps.now()).toISOString() } : {}),
     })
     .where(and(eq(exportJobs.id, job.id), eq(exportJobs.notifyState, "pending")));
@@ -75,7 +83,5 @@ export async function deliverNotification(deps: NotifyDeps, job: ExportJob): Pro
     console.warn(`job ${job.id}: notification given up after ${attempts} attempt(s): ${result.error}`);
     return { action: "done", state: "failed" };
   }
-  const delaySeconds =
-    result.retryAfterSeconds !== undefined ? clampDelay(result.retryAfterSeconds) : notifyRetryDelay(attempts);
   return { action: "retry", delaySeconds };
 }

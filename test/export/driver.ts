@@ -38,8 +38,11 @@ export type QueueRecorder = ReturnType<typeof queueRecorder>;
  */
 export async function acceptExport(testEnv: Env, queue: QueueRecorder, accountId: number, details: Record<string, unknown>) {
   const account = await db().select().from(accounts).where(eq(accounts.id, accountId)).get();
+  // These tests leave interrupted jobs behind on purpose, many per account: lift the per-account cap here
+  // (test/api/limits.test.ts tests the cap itself).
+  const config = { ...loadConfig(env), EXPORT_MAX_ACTIVE_PER_ACCOUNT: 1_000_000 };
   const { jobid } = (await getSegmentSubscribersAsync.handle(
-    { env: testEnv, config: loadConfig(env), db: db(), account: account! },
+    { env: testEnv, config, db: db(), account: account! },
     detailsSchema.parse(details),
   )) as { jobid: string };
   const queued = queue.sent.splice(0);
@@ -67,7 +70,8 @@ export interface Harness {
 export function harness(overrides: Partial<Config> = {}, fault?: (point: FaultPoint) => void | Promise<void>): Harness {
   const queue = queueRecorder();
   const webhooks: Webhook[] = [];
-  const clock = { now: Date.parse("2026-06-01T12:00:00Z") };
+  // Starts at the real time: the API method stamps new jobs with it (due_at), and the sweeper compares against it.
+  const clock = { now: Date.now() };
   const testEnv = { ...env, EXPORT_QUEUE: queue } as unknown as Env;
   const deps: ConsumerDeps = {
     env: testEnv,
@@ -87,7 +91,8 @@ export function harness(overrides: Partial<Config> = {}, fault?: (point: FaultPo
 /** Accepts an export request the way the API does, without touching the real queue. */
 export const createJob = (h: Harness, account: TestAccount, details: Record<string, unknown>): Promise<string> =>
   acceptExport(h.deps.env, h.queue, account.id, {
-    notify: { type: "webhook", value: "https://hooks.test/exports" },
+    // A target of its own, so that a job left running by an earlier test does not absorb this one as a duplicate.
+    notify: { type: "webhook", value: `https://hooks.test/exports/${crypto.randomUUID()}` },
     ...details,
   });
 
@@ -99,7 +104,8 @@ export const handle = (h: Harness, message: ExportMessage, attempts = 1): Promis
  * consumer asks to retry (with its attempt count), until nothing is left. Returns how many messages ran.
  */
 export async function runToEnd(h: Harness, jobId: string, maxMessages = 500): Promise<number> {
-  const pending: Array<{ body: ExportMessage; attempts: number }> = [{ body: { kind: "export", jobId }, attempts: 1 }];
+  const { drive } = await jobRow(jobId);
+  const pending: Array<{ body: ExportMessage; attempts: number }> = [{ body: { kind: "export", jobId, drive }, attempts: 1 }];
   let handled = 0;
   while (pending.length > 0) {
     if (++handled > maxMessages) throw new Error(`job ${jobId} did not finish within ${maxMessages} messages`);

@@ -99,9 +99,9 @@ describe("an export in slices", () => {
     h.deps.fault = (point) => {
       if (point === "after-read") h.clock.now += 400;
     };
-    const first = await handle(h, { kind: "export", jobId });
+    const first = await handle(h, { kind: "export", jobId, drive: 0 });
     expect(first).toEqual({ action: "ack" });
-    expect(h.sent).toEqual([{ body: { kind: "export", jobId } }]);
+    expect(h.sent).toEqual([{ body: { kind: "export", jobId, drive: 1 } }]);
     const checkpoint = await jobRow(jobId);
     expect(checkpoint.state).toBe("running");
     expect(checkpoint.processedCount).toBeGreaterThan(0);
@@ -115,7 +115,7 @@ describe("an export in slices", () => {
   it("keeps the bytes that do not fill a part in D1, in chunks under D1's value limit", async () => {
     const h = harness();
     const jobId = await createJob(h, account, request());
-    const claim = await claimJob(db(), jobId, Date.now(), 60_000);
+    const claim = await claimJob(db(), jobId, 0, Date.now(), 60_000);
     if (!claim.claimed) throw new Error("could not claim");
     const big = new Uint8Array(3_000_000).map((_, i) => (i * 31 + (i >> 8)) & 255);
     await saveCheckpoint(env.DB, jobId, claim.job.version, {
@@ -126,7 +126,7 @@ describe("an export in slices", () => {
       parts: [],
       carry: big,
       finalizing: false,
-    });
+    }, { kind: "handover", now: Date.now() });
     const job = await jobRow(jobId);
     expect(job.carryBytes).toBe(big.length);
     const chunks = await env.DB.prepare("SELECT length(data) AS n FROM export_carry WHERE job_id = ?").bind(jobId).all<{ n: number }>();
@@ -171,11 +171,11 @@ describe("a slice that dies", () => {
         }
       });
       const jobId = await createJob(h, account, request());
-      void handle(h, { kind: "export", jobId }); // the killed slice: abandoned
+      void handle(h, { kind: "export", jobId, drive: 0 }); // the killed slice: abandoned
       await expect.poll(() => killed).toBe(true);
 
       // The redelivered message finds the job leased and waits for the lease to run out.
-      const redelivery = await handle(h, { kind: "export", jobId }, 2);
+      const redelivery = await handle(h, { kind: "export", jobId, drive: 0 }, 2);
       expect(redelivery.action).toBe("retry");
       const wait = redelivery.action === "retry" ? redelivery.delaySeconds : 0;
       expect(wait).toBeGreaterThan(60);
@@ -193,7 +193,7 @@ describe("at-least-once delivery", () => {
   it("runs one slice when the same message is delivered twice at once; the other waits", async () => {
     const h = harness({ EXPORT_SLICE_MAX_PAGES: 2 });
     const jobId = await createJob(h, account, request());
-    const [a, b] = await Promise.all([handle(h, { kind: "export", jobId }), handle(h, { kind: "export", jobId })]);
+    const [a, b] = await Promise.all([handle(h, { kind: "export", jobId, drive: 0 }), handle(h, { kind: "export", jobId, drive: 0 })]);
     const actions = [a.action, b.action].sort();
     expect(actions).toEqual(["ack", "retry"]);
     expect(h.sent).toHaveLength(1); // one continuation, from the slice that ran
@@ -207,7 +207,7 @@ describe("at-least-once delivery", () => {
     const jobId = await createJob(h, account, request());
     await runToEnd(h, jobId);
     const before = await jobRow(jobId);
-    expect(await handle(h, { kind: "export", jobId }, 2)).toEqual({ action: "ack" });
+    expect(await handle(h, { kind: "export", jobId, drive: 0 }, 2)).toEqual({ action: "ack" });
     expect(h.webhooks).toHaveLength(1);
     const after = await jobRow(jobId);
     expect(after.version).toBe(before.version);
@@ -224,7 +224,7 @@ describe("at-least-once delivery", () => {
       }
     });
     const jobId = await createJob(h, account, request());
-    const zombie = handle(h, { kind: "export", jobId });
+    const zombie = handle(h, { kind: "export", jobId, drive: 0 });
     await expect.poll(() => paused).toBe(true);
 
     h.clock.now += 10 * 60 * 1000; // the zombie's lease runs out

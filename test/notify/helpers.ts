@@ -1,4 +1,5 @@
 /** Builders for the notification tests: a finished-job pipeline driven by hand, with injected fetch, clock and queue. */
+import type { ExportMessage } from "../../src/export/message";
 import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { loadConfig, type Config } from "../../src/config";
@@ -118,11 +119,12 @@ export const createJob = (
  * enqueue another export slice. Returns the last action; notify messages it enqueued stay in the recorder.
  */
 export async function runExport(h: Harness, jobId: string, attempts = 1): Promise<QueueAction> {
+  let message: ExportMessage = { kind: "export", jobId, drive: 0 };
   for (let slices = 0; slices < 100; slices++) {
-    const action = await handleExportMessage({ kind: "export", jobId }, attempts, h.deps);
+    const action = await handleExportMessage(message, attempts, h.deps);
     const next = h.queue.sent.findIndex((m) => m.body.kind === "export");
     if (next === -1) return action;
-    h.queue.sent.splice(next, 1);
+    message = h.queue.sent.splice(next, 1)[0]!.body;
   }
   throw new Error("the export did not finish in 100 slices");
 }

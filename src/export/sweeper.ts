@@ -1,0 +1,164 @@
+import { and, asc, eq, inArray, lte, sql } from "drizzle-orm";
+import { exportJobs } from "../db/schema";
+import type { ConsumerDeps } from "./consumer";
+import { abandonJob } from "./consumer";
+import { refreshStaleSegmentCounts } from "../segments/counts";
+import { deleteExpiredIdempotencyKeys } from "./admission";
+import type { ExportMessage } from "./message";
+
+/** Jobs looked at per run and kind; a backlog larger than this is worked off over the next runs. */
+const SWEEP_BATCH = 200;
+
+export type SweepDeps = Pick<ConsumerDeps, "env" | "config" | "db" | "now">;
+
+export interface SweepReport {
+  /** Export messages sent again: the message was lost, or the slice holding the job died. */
+  redriven: number;
+  /** Of those, how many found a slice dead (its lease had run out). */
+  deaths: number;
+  /** Jobs failed because their slices kept dying. */
+  failed: number;
+  /** Notifications sent again because their message was lost. */
+  notifications: number;
+}
+
+/**
+ * The sweeper, run every minute by the export worker's Cron Trigger. Queue messages can be lost (an isolate
+ * dies between the job insert and the send, a local queue loses its in-flight messages on a crash, a message is
+ * dead-lettered): the job rows are the truth, and this re-drives every job that nobody is working on.
+ *
+ * It is safe next to live slices. A job with a live lease is left alone; every change here is fenced on the
+ * version read, so a slice that claims the job meanwhile wins; and a re-sent message carries the job's current
+ * drive, so if the original turns up after all, only one of the two runs the slice.
+ */
+export async function sweepStrandedJobs(deps: SweepDeps): Promise<SweepReport> {
+  const report: SweepReport = { redriven: 0, deaths: 0, failed: 0, notifications: 0 };
+  await redriveExports(deps, report);
+  await redriveNotifications(deps, report);
+  return report;
+}
+
+/**
+ * Unfinished jobs whose message is overdue and whose lease (if any) has run out. A lease that ran out means the
+ * slice holding it died (a failing slice gives its lease back): that counts as a redrive, and a job that dies
+ * EXPORT_MAX_REDRIVES times ends failed, with a notification, instead of looping forever. An overdue message
+ * with no lease taken was lost (or is stuck behind a long queue): sending another costs nothing.
+ */
+async function redriveExports(deps: SweepDeps, report: SweepReport) {
+  const now = deps.now();
+  const overdue = await deps.db
+    .select({
+      id: exportJobs.id,
+      drive: exportJobs.drive,
+      version: exportJobs.version,
+      leaseExpiresAt: exportJobs.leaseExpiresAt,
+      redrives: exportJobs.redrives,
+    })
+    .from(exportJobs)
+    .where(
+      and(
+        inArray(exportJobs.state, ["queued", "running"]),
+        lte(exportJobs.dueAt, now - deps.config.SWEEP_LOST_AFTER_SECONDS * 1000),
+        lte(exportJobs.leaseExpiresAt, now),
+      ),
+    )
+    .orderBy(asc(exportJobs.dueAt))
+    .limit(SWEEP_BATCH);
+
+  for (const job of overdue) {
+    const died = job.leaseExpiresAt > 0;
+    if (died && job.redrives + 1 > deps.config.EXPORT_MAX_REDRIVES) {
+      const failed = await abandonJob(
+        deps,
+        job.id,
+        `The export was interrupted ${job.redrives + 1} times and has been stopped`,
+      );
+      if (failed) {
+        report.failed++;
+        await sendMessage(deps, { kind: "notify", jobId: job.id });
+      }
+      continue;
+    }
+    const [taken] = await deps.db
+      .update(exportJobs)
+      .set({
+        dueAt: now,
+        leaseExpiresAt: 0,
+        redrives: sql`${exportJobs.redrives} + ${died ? 1 : 0}`,
+      })
+      .where(and(eq(exportJobs.id, job.id), eq(exportJobs.version, job.version), eq(exportJobs.drive, job.drive)))
+      .returning({ id: exportJobs.id });
+    // A slice claimed or checkpointed the job since it was read: it is alive, leave it be.
+    if (!taken) continue;
+    console.warn(`sweeper: job ${job.id} ${died ? "had a dead slice" : "had no live message"}; driving it again`);
+    await sendMessage(deps, { kind: "export", jobId: job.id, drive: job.drive });
+    report.redriven++;
+    if (died) report.deaths++;
+  }
+}
+
+/** Finished jobs whose notification is still pending and overdue: its message was lost. */
+async function redriveNotifications(deps: SweepDeps, report: SweepReport) {
+  const now = deps.now();
+  const overdue = await deps.db
+    .select({ id: exportJobs.id, notifyDueAt: exportJobs.notifyDueAt })
+    .from(exportJobs)
+    .where(
+      and(
+        eq(exportJobs.notifyState, "pending"),
+        inArray(exportJobs.state, ["complete", "failed"]),
+        lte(exportJobs.notifyDueAt, now - deps.config.SWEEP_LOST_AFTER_SECONDS * 1000),
+      ),
+    )
+    .orderBy(asc(exportJobs.notifyDueAt))
+    .limit(SWEEP_BATCH);
+
+  for (const job of overdue) {
+    const [taken] = await deps.db
+      .update(exportJobs)
+      .set({ notifyDueAt: now })
+      .where(
+        and(eq(exportJobs.id, job.id), eq(exportJobs.notifyState, "pending"), eq(exportJobs.notifyDueAt, job.notifyDueAt)),
+      )
+      .returning({ id: exportJobs.id });
+    if (!taken) continue;
+    console.warn(`sweeper: job ${job.id}'s notification had no live message; sending it again`);
+    await sendMessage(deps, { kind: "notify", jobId: job.id });
+    report.notifications++;
+  }
+}
+
+function sendMessage(deps: SweepDeps, message: ExportMessage) {
+  return deps.env.EXPORT_QUEUE.send(message);
+}
+
+/** How long one cron run may spend refreshing segment counts. */
+const SEGMENT_COUNT_BUDGET_MS = 20_000;
+
+/**
+ * Everything the export worker's cron does each minute, stranded jobs first. One part failing does not stop
+ * the others. Segment counts are refreshed at half their maximum age, so GetSegments finds them fresh.
+ */
+export async function sweep(deps: SweepDeps) {
+  const parts = {
+    stranded: () => sweepStrandedJobs(deps),
+    expiredIdempotencyKeys: () => deleteExpiredIdempotencyKeys(deps.db, deps.now()),
+    segmentCounts: () =>
+      refreshStaleSegmentCounts(deps.db, {
+        now: deps.now(),
+        staleAfterMs: (deps.config.SEGMENT_COUNT_MAX_AGE_SECONDS * 1000) / 2,
+        budgetMs: SEGMENT_COUNT_BUDGET_MS,
+        clock: deps.now,
+      }),
+  };
+  const report: Record<string, unknown> = {};
+  for (const [name, run] of Object.entries(parts)) {
+    try {
+      report[name] = await run();
+    } catch (error) {
+      console.error(`sweeper: ${name} failed:`, error);
+      report[name] = { error: error instanceof Error ? error.message : String(error) };
+    }
+  }
+  return report;
+}
