@@ -9,6 +9,7 @@ import { authenticate } from "./auth";
 import { findMethod } from "./dispatch";
 import { errorBody, parseOrThrow, requestEnvelope, success } from "./envelope";
 import { ApiError } from "./errors";
+import { enforceRateLimit } from "./rate_limit";
 
 export type HonoEnv = { Bindings: Env };
 
@@ -42,6 +43,8 @@ export function createApp() {
       const config = loadConfig(c.env);
       const db = drizzle(c.env.DB);
       const account = await authenticate(db, envelope.username, envelope.usertoken);
+      // After authentication, so that only the account itself can spend its quota; before anything else runs.
+      await enforceRateLimit(c.env.ACCOUNT_RATE_LIMITER, config, account);
       const details = parseOrThrow(method.details, envelope.details ?? {}, "details");
       const data = await method.handle({ env: c.env, config, db, account }, details);
       return success(c, data);
@@ -58,7 +61,10 @@ export function createApp() {
 
   // The one place errors become responses: every failure leaves as Pinpointe's ERROR envelope.
   app.onError((error, c) => {
-    if (error instanceof ApiError) return c.json(errorBody(error.message), error.status);
+    if (error instanceof ApiError) {
+      if (error.retryAfterSeconds !== undefined) c.header("Retry-After", String(error.retryAfterSeconds));
+      return c.json(errorBody(error.message), error.status);
+    }
     if (error instanceof HTTPException) return c.json(errorBody(error.message || "Request failed"), error.status);
     const reference = crypto.randomUUID();
     console.error(`unhandled error ${reference}`, error);

@@ -2,10 +2,12 @@ import { and, eq, inArray } from "drizzle-orm";
 import { z } from "zod";
 import { ApiError } from "../api/errors";
 import { defineMethod, type MethodContext } from "../api/method";
-import { customFields, EXPORT_FORMATS, exportJobs, segments, SUBSCRIBER_STATUSES } from "../db/schema";
+import { customFields, EXPORT_FORMATS, segments, SUBSCRIBER_STATUSES } from "../db/schema";
+import { admitExport, withdrawJob } from "../export/admission";
 import { exportObjectKey } from "../export/files";
 import type { ExportMessage } from "../export/message";
 import { loadCustomFieldTypes, pageQuery } from "../export/query";
+import { canonicalRequest, requestHash } from "../export/request_hash";
 import type { ExportSpec } from "../export/spec";
 import { checkWebhookUrl } from "../notify/webhook_url";
 import { segmentRules } from "../segments/rules";
@@ -37,6 +39,8 @@ const caseInsensitiveEnum = <T extends readonly [string, ...string[]]>(values: T
     .transform((v) => v.trim().toLowerCase())
     .pipe(z.enum(values, { error: `must be one of ${values.join(", ")}` }));
 
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 200;
+
 export const detailsSchema = z.object({
   // A single id counts as a one-element array; a union here would hide which element is wrong.
   segmentid: z
@@ -54,6 +58,13 @@ export const detailsSchema = z.object({
     })
     .optional(),
   format: caseInsensitiveEnum(EXPORT_FORMATS).default("json"),
+  // Optional: the same key within 24 hours returns the same job. Opaque, compared exactly (not trimmed).
+  idempotency_key: z
+    .string({ error: "must be a string" })
+    .refine((key) => key.length >= 1 && key.length <= MAX_IDEMPOTENCY_KEY_LENGTH, {
+      error: (issue) => `must be 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} characters (got ${String(issue.input).length})`,
+    })
+    .optional(),
   notify: z.object(
     {
       type: caseInsensitiveEnum(["email", "webhook"] as const),
@@ -120,8 +131,19 @@ async function resolveCustomFields({ db, account }: MethodContext, requested: As
 }
 
 /**
+ * Why an account at the cap should wait 60 s: a slot frees only when one of its exports finishes, which takes
+ * from seconds to minutes; and a job whose worker died is re-driven (or failed) by the sweeper, which runs
+ * once a minute. Retrying sooner would mostly meet the same answer.
+ */
+export const CAP_RETRY_AFTER_SECONDS = 60;
+
+/**
  * Segments / GetSegmentSubscribersAsync: accepts an export, records it as a queued job and hands only the
  * job id to the queue. The consumer (src/export) builds the file and sends the notification.
+ *
+ * An identical request while its job is queued or running, or a request repeating an idempotency key of the
+ * last 24 hours, gets the earlier job back (`deduplicated: true`) instead of a new one. An account may have
+ * EXPORT_MAX_ACTIVE_PER_ACCOUNT exports queued or running; past that it gets a 429. See src/export/admission.ts.
  */
 export const getSegmentSubscribersAsync = defineMethod({
   requesttype: "Segments",
@@ -143,24 +165,48 @@ export const getSegmentSubscribersAsync = defineMethod({
     pageQuery(spec, account.id, await loadCustomFieldTypes(db, account.id));
 
     const jobId = crypto.randomUUID();
-    await db.insert(exportJobs).values({
+    const now = Date.now();
+    const admission = await admitExport(env.DB, {
       id: jobId,
       accountId: account.id,
       spec,
-      format: spec.format,
       notifyType: details.notify.type,
       notifyTarget,
       objectKey: exportObjectKey(account.id, jobId, spec.format),
+      requestHash: await requestHash(canonicalRequest(account.id, spec, details.notify.type, notifyTarget)),
+      idempotencyKey: details.idempotency_key,
+      maxActive: config.EXPORT_MAX_ACTIVE_PER_ACCOUNT,
+      now,
     });
+    switch (admission.kind) {
+      case "existing":
+        return { jobid: admission.jobId, status: admission.state, deduplicated: true };
+      case "key_conflict":
+        throw new ApiError(
+          "CONFLICT",
+          `details.idempotency_key: this key was used in the last 24 hours for a request with different details ` +
+            `(job ${admission.jobId}). Send the same details to get that job, or use a new key.`,
+        );
+      case "at_capacity":
+        throw new ApiError(
+          "TOO_MANY_REQUESTS",
+          `Too many exports: this account has ${admission.active} exports queued or running, and may have at most ` +
+            `${config.EXPORT_MAX_ACTIVE_PER_ACCOUNT} at once. Retry after ${CAP_RETRY_AFTER_SECONDS} seconds, when one has finished.`,
+          { retryAfterSeconds: CAP_RETRY_AFTER_SECONDS },
+        );
+      case "created":
+        break;
+    }
     try {
-      await env.EXPORT_QUEUE.send({ kind: "export", jobId } satisfies ExportMessage);
+      await env.EXPORT_QUEUE.send({ kind: "export", jobId, drive: 0 } satisfies ExportMessage);
     } catch (error) {
-      // No queue message means no export: take the job back rather than leave it queued forever.
-      await db.delete(exportJobs).where(eq(exportJobs.id, jobId));
+      // No queue message means no export: take the job (and any idempotency key bound to it) back rather
+      // than leave it queued until the sweeper notices.
+      await withdrawJob(env.DB, jobId);
       throw new ApiError("UNAVAILABLE", "The export queue is unavailable; no job was created. Try again shortly.", {
         cause: error,
       });
     }
-    return { jobid: jobId, status: "queued" };
+    return { jobid: jobId, status: "queued", deduplicated: false };
   },
 });

@@ -1,9 +1,9 @@
 import { exports } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { Webhook } from "standardwebhooks";
-import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { exportJobs } from "../../src/db/schema";
-import { callApi, dataOf, db, request, seedScenario } from "../fixtures";
+import { callApi, dataOf, db, receivedWebhooks, request, seedScenario } from "../fixtures";
 import {
   EMAIL_NOTIFY,
   exportCsv,
@@ -21,7 +21,6 @@ let s: Scenario;
 beforeAll(async () => {
   s = await seedScenario();
 });
-afterEach(() => vi.unstubAllGlobals());
 
 const FIELD_NAMES = ["First Name", "Company", "Score"] as const;
 type FieldName = (typeof FIELD_NAMES)[number];
@@ -52,7 +51,7 @@ describe("Segments / GetSegmentSubscribersAsync: accepting a request", () => {
     );
     expect(res.status).toBe(200);
     const data = dataOf<{ jobid: string; status: string }>(res);
-    expect(data).toEqual({ jobid: expect.stringMatching(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/), status: "queued" });
+    expect(data).toEqual({ jobid: expect.stringMatching(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/), status: "queued", deduplicated: false });
     const job = await db().select().from(exportJobs).where(eq(exportJobs.id, data.jobid)).get();
     expect(job).toMatchObject({
       accountId: s.account.id,
@@ -79,22 +78,13 @@ describe("Segments / GetSegmentSubscribersAsync: accepting a request", () => {
   });
 
   it("notifies a webhook with a signed event whose link downloads the file", async () => {
-    const hooks: { headers: Record<string, string>; body: string }[] = [];
-    const realFetch = globalThis.fetch;
-    vi.stubGlobal("fetch", async (input: RequestInfo, init?: RequestInit) => {
-      const req = new Request(input, init);
-      if (req.url === "https://hooks.example.com/exports") {
-        hooks.push({ headers: Object.fromEntries(req.headers), body: await req.text() });
-        return new Response("ok");
-      }
-      return realFetch(input, init);
-    });
     const jobid = await startExport(s.account, {
       segmentid: [s.segments.vip],
       notify: { type: "webhook", value: "https://hooks.example.com/exports" },
     });
     const status = await waitForDelivered(s.account, jobid);
     expect(status.notification).toEqual({ type: "webhook", status: "delivered", attempts: 1 });
+    const hooks = await receivedWebhooks(`msg_${jobid}`);
     expect(hooks).toHaveLength(1);
     const event = new Webhook(s.account.webhookSecret).verify(hooks[0]!.body, hooks[0]!.headers) as any;
     expect(event).toMatchObject({
