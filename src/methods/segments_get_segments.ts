@@ -1,41 +1,64 @@
 import { asc, eq } from "drizzle-orm";
 import { z } from "zod";
-import { ApiError } from "../api/errors";
 import { defineMethod } from "../api/method";
-import { segments } from "../db/schema";
-import { countQuery, loadCustomFieldTypes, matchPredicate } from "../export/query";
-import { segmentRules } from "../segments/rules";
+import { segments, type Segment } from "../db/schema";
+import { loadCustomFieldTypes } from "../export/query";
+import { countSegment, type FieldTypes, type SegmentCount } from "../segments/counts";
 
-/** Segments / GetSegments: the account's segments, each with how many contacts it holds now. */
+/** How many stale segments one GetSegments call recounts at once. */
+const RECOUNT_CONCURRENCY = 4;
+
+/**
+ * Segments / GetSegments: the account's segments, by id, each with its stored contact count and when it was
+ * taken. Counts older than SEGMENT_COUNT_MAX_AGE_SECONDS (or never taken) are recounted now and stored, so
+ * only the first call after a count goes stale pays for a scan; the export worker's cron keeps the rest fresh.
+ */
 export const getSegments = defineMethod({
   requesttype: "Segments",
   requestmethod: "GetSegments",
   details: z.unknown(),
-  async handle({ db, account }) {
+  async handle({ db, config, account }) {
     const rows = await db.select().from(segments).where(eq(segments.accountId, account.id)).orderBy(asc(segments.id));
-    const fieldTypes = await loadCustomFieldTypes(db, account.id);
-    const now = new Date();
-    return Promise.all(
-      rows.map(async (segment) => {
-        let contacts: number | null = null;
-        let errormessage: string | undefined;
-        try {
-          const predicate = matchPredicate([{ ...segment, rules: segmentRules(segment) }], "any", now, fieldTypes);
-          const [[count] = [0]] = await db.values<[number]>(countQuery(account.id, predicate));
-          contacts = Number(count);
-        } catch (error) {
-          // One segment whose rules no longer compile must not hide the others.
-          if (!(error instanceof ApiError)) throw error;
-          errormessage = error.message;
-        }
-        return {
-          segmentid: String(segment.id),
-          segmentname: segment.name,
-          createdate: segment.createdAt,
-          contacts,
-          ...(errormessage ? { errormessage } : {}),
-        };
-      }),
-    );
+    const now = Date.now();
+    const oldest = now - config.SEGMENT_COUNT_MAX_AGE_SECONDS * 1000;
+    const stored = (segment: Segment): SegmentCount => ({
+      contacts: segment.contactsCount,
+      countedAt: segment.countedAt,
+      error: segment.countError,
+    });
+
+    let fieldTypes: Promise<FieldTypes> | undefined;
+    const counts = await mapWithConcurrency(rows, RECOUNT_CONCURRENCY, async (segment) => {
+      if (segment.countedAt > 0 && segment.countedAt >= oldest) return stored(segment);
+      fieldTypes ??= loadCustomFieldTypes(db, account.id);
+      return countSegment(db, segment, await fieldTypes, now);
+    });
+
+    return rows.map((segment, i) => {
+      const { contacts, countedAt, error } = counts[i]!;
+      return {
+        segmentid: String(segment.id),
+        segmentname: segment.name,
+        ownerid: account.username,
+        createdate: segment.createdAt,
+        contacts: error === null ? contacts : null,
+        counted_at: countedAt > 0 ? new Date(countedAt).toISOString() : null,
+        ...(error !== null ? { errormessage: error } : {}),
+      };
+    });
   },
 });
+
+/** Maps in order, with at most `limit` calls of `fn` running at once. */
+async function mapWithConcurrency<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}

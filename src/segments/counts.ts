@@ -1,0 +1,150 @@
+import { and, asc, eq, gt, lte, or, type SQL } from "drizzle-orm";
+import type { DrizzleD1Database } from "drizzle-orm/d1";
+import { ApiError } from "../api/errors";
+import { segments, type CustomFieldType, type Segment } from "../db/schema";
+import { countQuery, loadCustomFieldTypes, matchPredicate } from "../export/query";
+import { segmentRules } from "./rules";
+
+/**
+ * Stored segment counts. Counting a segment is a full scan of the account's subscribers, far too slow to do
+ * on every GetSegments call at a million contacts; so each segment keeps its last count (contacts_count),
+ * when it was made (counted_at, ms since the epoch, 0 = never) and, when its rules cannot run, why not
+ * (count_error). The export worker's cron refreshes stale counts of every account within a time budget;
+ * GetSegments recounts on demand whatever is still too old when it is asked.
+ */
+
+export type FieldTypes = ReadonlyMap<number, CustomFieldType>;
+
+export interface SegmentCount {
+  /** null when the rules cannot run. */
+  contacts: number | null;
+  /** ms since the epoch: the time the count was taken. */
+  countedAt: number;
+  /** Why the rules cannot run, or null. */
+  error: string | null;
+}
+
+type CountableSegment = Pick<Segment, "id" | "accountId" | "name" | "rules">;
+
+/**
+ * Counts one segment as of `now` (ms since the epoch; "within the last N days" rules are measured from it)
+ * and stores the result on the segment row. A segment whose rules cannot compile (an ApiError from the rule
+ * compiler, or a statement over D1's parameter limit) is stored with a null count and the error message;
+ * any other error (D1 failing, say) propagates and nothing is stored.
+ *
+ * The write is conditional: a count never replaces one taken later (two counts of the same segment may race,
+ * one from the cron and one from GetSegments).
+ */
+export async function countSegment(
+  db: DrizzleD1Database,
+  segment: CountableSegment,
+  fieldTypes: FieldTypes,
+  now: number,
+): Promise<SegmentCount> {
+  const result = await takeCount(db, segment, fieldTypes, now);
+  await db
+    .update(segments)
+    .set({ contactsCount: result.contacts, countedAt: result.countedAt, countError: result.error })
+    .where(
+      and(
+        eq(segments.id, segment.id),
+        eq(segments.accountId, segment.accountId),
+        lte(segments.countedAt, result.countedAt),
+      ),
+    );
+  return result;
+}
+
+async function takeCount(
+  db: DrizzleD1Database,
+  segment: CountableSegment,
+  fieldTypes: FieldTypes,
+  now: number,
+): Promise<SegmentCount> {
+  let query: SQL;
+  try {
+    const predicate = matchPredicate([{ ...segment, rules: segmentRules(segment) }], "any", new Date(now), fieldTypes);
+    query = countQuery(segment.accountId, predicate);
+  } catch (error) {
+    // Rules that cannot run are the segment's state, not a failure of the caller.
+    if (!(error instanceof ApiError)) throw error;
+    return { contacts: null, countedAt: now, error: error.message };
+  }
+  const [[count] = [0]] = await db.values<[number]>(query);
+  return { contacts: Number(count), countedAt: now, error: null };
+}
+
+/** How many stale segments one query of the refresh loads. */
+const REFRESH_BATCH = 25;
+
+/**
+ * For the export worker's every-minute cron: recounts the segments of every account whose count was taken at
+ * or before `now - staleAfterMs` (never counted ones first, then the stalest), one at a time, until the
+ * budget runs out. The clock is read between segments; a count that has started always finishes, so a run
+ * can overshoot the budget by one count. Custom field types are loaded once per account.
+ *
+ * Each count is stamped with `now` plus the time elapsed on `clock` since the start (the real time, when
+ * `now` is Date.now() and the clock the default), and is never older than `now`.
+ *
+ * Returns how many segments were counted, how many were stored with an error because their rules cannot
+ * run, and whether stale segments were left for the next run because the budget ran out.
+ *
+ * `staleAfterMs` below 1 is taken as 1, so that a segment counted in this run is never stale again in it.
+ */
+export async function refreshStaleSegmentCounts(
+  db: DrizzleD1Database,
+  options: { now: number; staleAfterMs: number; budgetMs: number; clock?: () => number },
+): Promise<{ counted: number; failed: number; remaining: boolean }> {
+  const clock = options.clock ?? Date.now;
+  const started = clock();
+  const deadline = started + options.budgetMs;
+  const threshold = options.now - Math.max(1, options.staleAfterMs);
+  const fieldTypesByAccount = new Map<number, Promise<FieldTypes>>();
+  const fieldTypesOf = (accountId: number) => {
+    let types = fieldTypesByAccount.get(accountId);
+    if (!types) {
+      types = loadCustomFieldTypes(db, accountId);
+      fieldTypesByAccount.set(accountId, types);
+    }
+    return types;
+  };
+
+  let counted = 0;
+  let failed = 0;
+  // Keyset over (counted_at, id) as they were when read, so that a batch never returns a segment twice.
+  let after: { countedAt: number; id: number } | undefined;
+  for (;;) {
+    const batch = await db
+      .select({
+        id: segments.id,
+        accountId: segments.accountId,
+        name: segments.name,
+        rules: segments.rules,
+        countedAt: segments.countedAt,
+      })
+      .from(segments)
+      .where(
+        and(
+          lte(segments.countedAt, threshold),
+          after
+            ? or(
+                gt(segments.countedAt, after.countedAt),
+                and(eq(segments.countedAt, after.countedAt), gt(segments.id, after.id)),
+              )
+            : undefined,
+        ),
+      )
+      .orderBy(asc(segments.countedAt), asc(segments.id))
+      .limit(REFRESH_BATCH);
+    for (const segment of batch) {
+      const time = clock();
+      if (time >= deadline) return { counted, failed, remaining: true };
+      const countedAt = Math.max(options.now, options.now + (time - started));
+      const result = await countSegment(db, segment, await fieldTypesOf(segment.accountId), countedAt);
+      if (result.error === null) counted++;
+      else failed++;
+      after = { countedAt: segment.countedAt, id: segment.id };
+    }
+    if (batch.length < REFRESH_BATCH) return { counted, failed, remaining: false };
+  }
+}

@@ -1,0 +1,258 @@
+/**
+ * Stored segment counts (src/segments/counts.ts): counting one segment and storing the result, and the cron's
+ * refresh of stale counts across accounts, stalest first, within a time budget.
+ *
+ * The refresh tests run on a small made-up timeline (counted_at values of a few hundred ms since the epoch),
+ * after first counting every segment already in the database for real, so that only the segments a test
+ * sets up are stale on that timeline.
+ */
+import { env } from "cloudflare:workers";
+import { eq, inArray } from "drizzle-orm";
+import { drizzle, type DrizzleD1Database } from "drizzle-orm/d1";
+import { beforeEach, describe, expect, it } from "vitest";
+import { segments } from "../../src/db/schema";
+import { countSegment, refreshStaleSegmentCounts } from "../../src/segments/counts";
+import type { RuleGroup } from "../../src/segments/rules";
+import { addSubscriber, createAccount, createField, createList, createSegment, db } from "../fixtures";
+
+const everyone: RuleGroup = { match: "all", rules: [] };
+const BROKEN: RuleGroup = { match: "all", rules: [{ field: "customfield", fieldid: 999_999, operator: "equals", value: "x" }] };
+
+const stored = (id: number) =>
+  db()
+    .select({ contacts: segments.contactsCount, countedAt: segments.countedAt, error: segments.countError })
+    .from(segments)
+    .where(eq(segments.id, id))
+    .get()
+    .then((r) => r!);
+
+const segmentRow = (id: number) =>
+  db()
+    .select()
+    .from(segments)
+    .where(eq(segments.id, id))
+    .get()
+    .then((r) => r!);
+
+const setCountedAt = (id: number, countedAt: number) =>
+  db().update(segments).set({ countedAt }).where(eq(segments.id, id));
+
+/** An account with one list and `n` active subscribers. */
+async function accountWith(n: number) {
+  const account = await createAccount();
+  const list = await createList(account.id);
+  for (let i = 0; i < n; i++) await addSubscriber(account.id, list, { email: `p${i}@example.com` });
+  return { ...account, list };
+}
+
+/** A clock that moves 10 ms forward each time it is read. */
+function steppingClock() {
+  let t = 1_000_000;
+  const clock = () => (t += 10);
+  return clock;
+}
+
+describe("countSegment", () => {
+  it("counts a segment and stores the count, its time and no error", async () => {
+    const a = await accountWith(3);
+    const id = await createSegment(a.id, everyone);
+    const result = await countSegment(db(), await segmentRow(id), new Map(), 5_000);
+    expect(result).toEqual({ contacts: 3, countedAt: 5_000, error: null });
+    expect(await stored(id)).toEqual({ contacts: 3, countedAt: 5_000, error: null });
+  });
+
+  it("measures 'within the last N days' from the count time", async () => {
+    const a = await createAccount();
+    const list = await createList(a.id);
+    await addSubscriber(a.id, list, { email: "jan@example.com", subscribeDate: "2025-01-15T10:00:00Z" });
+    const id = await createSegment(a.id, {
+      match: "all",
+      rules: [{ field: "subscribedate", operator: "within_last_days", value: 30 }],
+    });
+    const feb = Date.parse("2025-02-01T00:00:00Z");
+    const jun = Date.parse("2025-06-01T00:00:00Z");
+    expect((await countSegment(db(), await segmentRow(id), new Map(), feb)).contacts).toBe(1);
+    expect((await countSegment(db(), await segmentRow(id), new Map(), jun)).contacts).toBe(0);
+    expect(await stored(id)).toEqual({ contacts: 0, countedAt: jun, error: null });
+  });
+
+  it("stores a segment whose rules cannot compile with a null count and the compiler's message", async () => {
+    const a = await accountWith(2);
+    const id = await createSegment(a.id, BROKEN, "Broken");
+    await db().update(segments).set({ contactsCount: 7, countedAt: 1 }).where(eq(segments.id, id));
+    const message = 'Segment "Broken" rules[0]: custom field 999999 does not exist in this account';
+    expect(await countSegment(db(), await segmentRow(id), new Map(), 5_000)).toEqual({
+      contacts: null,
+      countedAt: 5_000,
+      error: message,
+    });
+    expect(await stored(id)).toEqual({ contacts: null, countedAt: 5_000, error: message });
+  });
+
+  it("clears a stored error once the rules run", async () => {
+    const a = await accountWith(2);
+    const id = await createSegment(a.id, everyone);
+    await db().update(segments).set({ countError: "old", countedAt: 1 }).where(eq(segments.id, id));
+    await countSegment(db(), await segmentRow(id), new Map(), 5_000);
+    expect(await stored(id)).toEqual({ contacts: 2, countedAt: 5_000, error: null });
+  });
+
+  it("never replaces a count taken later", async () => {
+    const a = await accountWith(2);
+    const id = await createSegment(a.id, everyone);
+    await db().update(segments).set({ contactsCount: 99, countedAt: 9_000 }).where(eq(segments.id, id));
+    await countSegment(db(), await segmentRow(id), new Map(), 5_000);
+    expect(await stored(id)).toEqual({ contacts: 99, countedAt: 9_000, error: null });
+  });
+
+  it("lets any other error through and stores nothing", async () => {
+    const a = await accountWith(2);
+    const id = await createSegment(a.id, everyone);
+    const failing = new Proxy(db(), {
+      get: (target, key, receiver) =>
+        key === "values" ? () => Promise.reject(new Error("D1 is down")) : Reflect.get(target, key, receiver),
+    }) as DrizzleD1Database;
+    await expect(countSegment(failing, await segmentRow(id), new Map(), 5_000)).rejects.toThrow("D1 is down");
+    expect(await stored(id)).toEqual({ contacts: null, countedAt: 0, error: null });
+  });
+});
+
+describe("refreshStaleSegmentCounts", () => {
+  /** The made-up timeline's present; every segment the tests set up was counted before it. */
+  const NOW = 1_000;
+
+  beforeEach(async () => {
+    // Count every segment already stored (from other tests) for real, so that none is stale on the timeline.
+    await refreshStaleSegmentCounts(db(), { now: Date.now(), staleAfterMs: Date.now() - 100_000, budgetMs: 600_000 });
+  });
+
+  it("recounts only the stale segments, of every account, stalest first", async () => {
+    const a = await accountWith(2);
+    const b = await accountWith(3);
+    const a1 = await createSegment(a.id, everyone);
+    const a2 = await createSegment(a.id, everyone);
+    const b1 = await createSegment(b.id, everyone);
+    const b2 = await createSegment(b.id, everyone);
+    // Stalest first: b1 (100), a2 (200), a1 (300); b2 (900) is fresh.
+    await setCountedAt(b1, 100);
+    await setCountedAt(a2, 200);
+    await setCountedAt(a1, 300);
+    await setCountedAt(b2, 900);
+
+    const result = await refreshStaleSegmentCounts(db(), { now: NOW, staleAfterMs: 500, budgetMs: 1_000, clock: steppingClock() });
+    expect(result).toEqual({ counted: 3, failed: 0, remaining: false });
+    const [sa1, sa2, sb1, sb2] = await Promise.all([a1, a2, b1, b2].map(stored));
+    expect(sb2).toEqual({ contacts: null, countedAt: 900, error: null });
+    // Counts are stamped with the time they were taken, so the stamps show the order.
+    expect(sb1).toEqual({ contacts: 3, countedAt: NOW + 10, error: null });
+    expect(sa2).toEqual({ contacts: 2, countedAt: NOW + 20, error: null });
+    expect(sa1).toEqual({ contacts: 2, countedAt: NOW + 30, error: null });
+  });
+
+  it("counts a never-counted segment before any stale one", async () => {
+    const a = await accountWith(1);
+    const stale = await createSegment(a.id, everyone);
+    await setCountedAt(stale, 100);
+    const never = await createSegment(a.id, everyone);
+    const result = await refreshStaleSegmentCounts(db(), { now: NOW, staleAfterMs: 500, budgetMs: 15, clock: steppingClock() });
+    expect(result).toEqual({ counted: 1, failed: 0, remaining: true });
+    expect(await stored(never)).toEqual({ contacts: 1, countedAt: NOW + 10, error: null });
+    expect(await stored(stale)).toEqual({ contacts: null, countedAt: 100, error: null });
+  });
+
+  it("stops when the budget runs out, reports that some are left, and the next run takes them up", async () => {
+    const a = await accountWith(1);
+    const ids: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const id = await createSegment(a.id, everyone);
+      await setCountedAt(id, 100 + i);
+      ids.push(id);
+    }
+    // The clock is read once at the start and once before each segment, 10 ms apart: a 25 ms budget fits two.
+    const first = await refreshStaleSegmentCounts(db(), { now: NOW, staleAfterMs: 500, budgetMs: 25, clock: steppingClock() });
+    expect(first).toEqual({ counted: 2, failed: 0, remaining: true });
+    expect((await Promise.all(ids.map(stored))).map((c) => c.contacts)).toEqual([1, 1, null, null, null]);
+
+    const second = await refreshStaleSegmentCounts(db(), { now: NOW, staleAfterMs: 500, budgetMs: 25, clock: steppingClock() });
+    expect(second).toEqual({ counted: 2, failed: 0, remaining: true });
+    const third = await refreshStaleSegmentCounts(db(), { now: NOW, staleAfterMs: 500, budgetMs: 25, clock: steppingClock() });
+    expect(third).toEqual({ counted: 1, failed: 0, remaining: false });
+    expect((await Promise.all(ids.map(stored))).map((c) => c.contacts)).toEqual([1, 1, 1, 1, 1]);
+
+    const nothingLeft = await refreshStaleSegmentCounts(db(), { now: NOW, staleAfterMs: 500, budgetMs: 25, clock: steppingClock() });
+    expect(nothingLeft).toEqual({ counted: 0, failed: 0, remaining: false });
+  });
+
+  it("counts nothing with no budget, and says stale segments remain", async () => {
+    const a = await accountWith(1);
+    const id = await createSegment(a.id, everyone);
+    await setCountedAt(id, 100);
+    const result = await refreshStaleSegmentCounts(db(), { now: NOW, staleAfterMs: 500, budgetMs: 0, clock: steppingClock() });
+    expect(result).toEqual({ counted: 0, failed: 0, remaining: true });
+    expect(await stored(id)).toEqual({ contacts: null, countedAt: 100, error: null });
+  });
+
+  it("stores a segment whose rules cannot compile with its error and goes on counting the others", async () => {
+    const a = await accountWith(2);
+    const before = await createSegment(a.id, everyone);
+    const broken = await createSegment(a.id, BROKEN, "Broken");
+    const after = await createSegment(a.id, everyone);
+    await setCountedAt(before, 100);
+    await setCountedAt(broken, 200);
+    await setCountedAt(after, 300);
+    const result = await refreshStaleSegmentCounts(db(), { now: NOW, staleAfterMs: 500, budgetMs: 1_000, clock: steppingClock() });
+    expect(result).toEqual({ counted: 2, failed: 1, remaining: false });
+    expect(await stored(before)).toMatchObject({ contacts: 2, error: null });
+    expect(await stored(broken)).toMatchObject({
+      contacts: null,
+      error: 'Segment "Broken" rules[0]: custom field 999999 does not exist in this account',
+    });
+    expect(await stored(after)).toMatchObject({ contacts: 2, error: null });
+  });
+
+  it("uses each account's own custom fields, loaded once per account", async () => {
+    const a = await accountWith(0);
+    const b = await accountWith(0);
+    const aCompany = await createField(a.id, "Company", "text");
+    const bCompany = await createField(b.id, "Company", "text");
+    await addSubscriber(a.id, a.list, { email: "x@acme.test", fields: { [aCompany]: "Acme" } });
+    await addSubscriber(b.id, b.list, { email: "y@acme.test", fields: { [bCompany]: "Acme" } });
+    await addSubscriber(b.id, b.list, { email: "z@acme.test", fields: { [bCompany]: "Acme" } });
+    const acme = (field: number): RuleGroup => ({
+      match: "all",
+      rules: [{ field: "customfield", fieldid: field, operator: "equals", value: "Acme" }],
+    });
+    const ids = [
+      await createSegment(a.id, acme(aCompany)),
+      await createSegment(b.id, acme(bCompany)),
+      await createSegment(a.id, acme(aCompany)),
+      await createSegment(b.id, acme(bCompany)),
+      // Another account's field is not this account's: refused, as in GetSegments.
+      await createSegment(a.id, acme(bCompany), "Borrowed"),
+    ];
+    for (const [i, id] of ids.entries()) await setCountedAt(id, 100 + i);
+
+    // A database handle that records the custom field lookups.
+    const lookups: unknown[][] = [];
+    const logged = drizzle(env.DB, {
+      logger: { logQuery: (query, params) => void (/from "custom_fields"/.test(query) && lookups.push(params)) },
+    });
+    const result = await refreshStaleSegmentCounts(logged, { now: NOW, staleAfterMs: 500, budgetMs: 1_000, clock: steppingClock() });
+    expect(result).toEqual({ counted: 4, failed: 1, remaining: false });
+    expect((await Promise.all(ids.map(stored))).map((c) => c.contacts)).toEqual([1, 2, 1, 2, null]);
+    expect(lookups).toEqual([[a.id], [b.id]]);
+  });
+
+  it("goes through more stale segments than one batch holds, each exactly once, even with staleAfterMs 0", async () => {
+    const a = await accountWith(1);
+    const ids: number[] = [];
+    for (let i = 0; i < 60; i++) ids.push(await createSegment(a.id, everyone));
+    await db().update(segments).set({ countedAt: 100 }).where(inArray(segments.id, ids));
+    const result = await refreshStaleSegmentCounts(db(), { now: NOW, staleAfterMs: 0, budgetMs: 10_000, clock: steppingClock() });
+    expect(result).toEqual({ counted: 60, failed: 0, remaining: false });
+    const counts = await Promise.all(ids.map(stored));
+    expect(counts.every((c) => c.contacts === 1 && c.countedAt > NOW)).toBe(true);
+    // Stamped in id order (all were equally stale), 10 ms apart.
+    expect(counts.map((c) => c.countedAt)).toEqual(ids.map((_, i) => NOW + 10 * (i + 1)));
+  });
+});
