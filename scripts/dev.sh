@@ -2,11 +2,12 @@
 # npm run dev: the whole service on http://localhost:8787 with a local D1, R2 and Queue.
 #   1. applies the migrations to the local database;
 #   2. seeds the demo data (scripts/seed.ts) if the demo account is not there yet;
-#   3. runs the API, export and mailer workers in one `wrangler dev`, behind a dev-only gateway
-#      (dev/gateway.ts) that forwards requests to the API and runs the export worker's cron on /__scheduled;
-#   4. calls /__scheduled every minute, as Cron Triggers would in production (wrangler dev fires none).
-# Extra arguments go to `wrangler dev` (e.g. `npm run dev -- --port 8790`).
-# Set SWEEP_EVERY_SECONDS=0 to run no sweeper ticks. Start from scratch with `rm -rf .wrangler/state`.
+#   3. runs the API, export and mailer workers in one `wrangler dev` (the API worker owns the port);
+#   4. runs the dev clock (dev/clock.ts) in a second, small wrangler dev session on DEV_CLOCK_PORT (8799),
+#      and calls its /__scheduled every minute: it runs the export worker's cron, as Cron Triggers would
+#      in production (wrangler dev fires none). Trigger it by hand: curl http://localhost:8799/__scheduled
+# Extra arguments go to the main `wrangler dev` (e.g. `npm run dev -- --port 8790`).
+# Set SWEEP_EVERY_SECONDS=0 for no automatic ticks. Start from scratch with `rm -rf .wrangler/state`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,29 +39,35 @@ else
   echo "dev: the demo account is already in the local database; not seeding"
 fi
 
-port=8787
-args=("$@")
-for ((i = 0; i < ${#args[@]}; i++)); do
-  case ${args[i]} in
-    --port) port=${args[i + 1]:-8787} ;;
-    --port=*) port=${args[i]#--port=} ;;
-  esac
-done
-
+clock_port=${DEV_CLOCK_PORT:-8799}
 every=${SWEEP_EVERY_SECONDS:-60}
-ticker_pid=
+pids=()
+stop() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+}
+trap stop EXIT
+trap 'exit 130' INT TERM
+
+echo "dev: starting the workers on http://localhost (the API; see wrangler's \"Ready on\" line)"
+# One .dev.vars for every worker (wrangler would otherwise read it beside each config file), and the local
+# state where `wrangler d1 migrations apply` put it.
+"$wrangler" dev -c wrangler.toml -c wrangler.exporter.toml -c mailer/wrangler.toml \
+  --env-file "$PWD/.dev.vars" --persist-to .wrangler/state "$@" &
+pids+=($!)
+main_pid=$!
+
+"$wrangler" dev -c dev/clock.wrangler.toml --port "$clock_port" --inspector-port 0 --persist-to .wrangler/dev-clock \
+  --show-interactive-dev-session=false >.wrangler/dev-clock.log 2>&1 &
+pids+=($!)
+echo "dev: the sweeper runs every ${every}s; trigger it now with: curl http://localhost:$clock_port/__scheduled"
+
 if [[ $every != 0 ]]; then
-  # The sweeper's clock: what the Cron Trigger does in production.
   node -e '
     const [url, every] = [process.argv[1], Number(process.argv[2]) * 1000];
     const tick = () => fetch(url).then((r) => r.text()).catch(() => {});
     setTimeout(() => { tick(); setInterval(tick, every); }, every);
-  ' "http://127.0.0.1:$port/__scheduled" "$every" &
-  ticker_pid=$!
-  trap '[[ -n $ticker_pid ]] && kill $ticker_pid 2>/dev/null || true' EXIT
+  ' "http://127.0.0.1:$clock_port/__scheduled" "$every" &
+  pids+=($!)
 fi
 
-echo "dev: starting the workers on http://localhost:$port (sweeper every ${every}s; trigger it now: curl http://localhost:$port/__scheduled)"
-# One .dev.vars for every worker (wrangler would otherwise read it beside each config file).
-"$wrangler" dev -c dev/gateway.wrangler.toml -c wrangler.toml -c wrangler.exporter.toml -c mailer/wrangler.toml \
-  --env-file "$PWD/.dev.vars" "$@"
+wait "$main_pid"

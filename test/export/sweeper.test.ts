@@ -6,7 +6,7 @@ import { exportJobs } from "../../src/db/schema";
 import { DEAD_LETTER_QUEUE_NAME, EXPORT_QUEUE_NAME, handleDeadLetter } from "../../src/export/consumer";
 import type { ExportMessage } from "../../src/export/message";
 import { sweepStrandedJobs } from "../../src/export/sweeper";
-import exporter from "../../src/workers/exporter";
+import exporterModule from "../../src/workers/exporter";
 import { addSubscriber, createAccount, createList, createSegment, db, type TestAccount } from "../fixtures";
 import { createJob, exportedJson, handle, harness, jobRow, runToEnd, type Harness } from "./driver";
 
@@ -225,6 +225,9 @@ describe("the sweeper re-drives a notification whose message was lost", () => {
     expect((await jobRow(jobId)).notifyAttempts).toBe(1);
   });
 });
+
+/** The export worker's entry module, as the runtime sees it. */
+const exporter = exporterModule as Required<Pick<ExportedHandler<Env>, "queue" | "scheduled">>;
 
 describe("the export worker's entry point", () => {
   it("runs the sweeper on its Cron Trigger", async () => {
