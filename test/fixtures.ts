@@ -1,5 +1,6 @@
 /** Small builders for test data, on the pool's real D1, and a caller for the API. */
 import { env, exports } from "cloudflare:workers";
+import { eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { hashToken } from "../src/api/auth";
 import {
@@ -86,6 +87,15 @@ export async function addSubscriber(accountId: number, listId: number, input: Su
   }
   return id;
 }
+
+/** A segment's stored count, as GetSegments and the sweeper keep it. */
+export const storedCount = (id: number) =>
+  db()
+    .select({ contacts: segments.contactsCount, countedAt: segments.countedAt, error: segments.countError })
+    .from(segments)
+    .where(eq(segments.id, id))
+    .get()
+    .then((r) => r!);
 
 export async function createSegment(accountId: number, rules: RuleGroup, name = unique("segment")) {
   const [row] = await db().insert(segments).values({ accountId, name, rules }).returning({ id: segments.id });

@@ -9,7 +9,7 @@ import { eq } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config";
 import { segments } from "../../src/db/schema";
-import { addSubscriber, callApi, createAccount, createSegment, dataOf, db, request, seedScenario } from "../fixtures";
+import { addSubscriber, callApi, createAccount, createSegment, dataOf, db, request, seedScenario, storedCount } from "../fixtures";
 import { membersOf, type Scenario } from "./helpers";
 
 interface SegmentRow {
@@ -28,13 +28,6 @@ const getSegments = async (account: Scenario["account"]) =>
 const MAX_AGE_MS = loadConfig(env).SEGMENT_COUNT_MAX_AGE_SECONDS * 1000;
 const ISO_MS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
-const stored = (id: number) =>
-  db()
-    .select({ contacts: segments.contactsCount, countedAt: segments.countedAt, error: segments.countError })
-    .from(segments)
-    .where(eq(segments.id, id))
-    .get()
-    .then((r) => r!);
 
 /** Makes a segment's stored count look `ageMs` old. */
 const ageCount = (id: number, ageMs: number) =>
@@ -87,7 +80,7 @@ describe("Segments / GetSegments: the items", () => {
       const countedAt = Date.parse(row.counted_at!);
       expect(countedAt).toBeGreaterThanOrEqual(before - MAX_AGE_MS);
       expect(countedAt).toBeLessThanOrEqual(after);
-      expect(countedAt).toBe((await stored(Number(row.segmentid))).countedAt);
+      expect(countedAt).toBe((await storedCount(Number(row.segmentid))).countedAt);
     }
   });
 
@@ -104,11 +97,11 @@ describe("Segments / GetSegments: the items", () => {
 describe("Segments / GetSegments: stored counts", () => {
   it("counts a never-counted segment on the first call and stores the count and its time", async () => {
     const fresh = await seedScenario();
-    expect(await stored(fresh.segments.customers)).toEqual({ contacts: null, countedAt: 0, error: null });
+    expect(await storedCount(fresh.segments.customers)).toEqual({ contacts: null, countedAt: 0, error: null });
     const before = Date.now();
     const row = rowOf(await getSegments(fresh.account), fresh.segments.customers);
     const after = Date.now();
-    const saved = await stored(fresh.segments.customers);
+    const saved = await storedCount(fresh.segments.customers);
     expect(saved).toEqual({ contacts: 8, countedAt: expect.any(Number), error: null });
     expect(saved.countedAt).toBeGreaterThanOrEqual(before);
     expect(saved.countedAt).toBeLessThanOrEqual(after);
@@ -123,7 +116,7 @@ describe("Segments / GetSegments: stored counts", () => {
     await db().update(segments).set({ contactsCount: 12345, countedAt }).where(eq(segments.id, fresh.segments.vip));
     const row = rowOf(await getSegments(fresh.account), fresh.segments.vip);
     expect(row).toMatchObject({ contacts: 12345, counted_at: new Date(countedAt).toISOString() });
-    expect(await stored(fresh.segments.vip)).toEqual({ contacts: 12345, countedAt, error: null });
+    expect(await storedCount(fresh.segments.vip)).toEqual({ contacts: 12345, countedAt, error: null });
   });
 
   it("keeps the count while it is fresh, and recounts once it is older than SEGMENT_COUNT_MAX_AGE_SECONDS", async () => {
@@ -146,7 +139,7 @@ describe("Segments / GetSegments: stored counts", () => {
     const recounted = rowOf(await getSegments(fresh.account), fresh.segments.customers);
     expect(recounted.contacts).toBe(9);
     expect(Date.parse(recounted.counted_at!)).toBeGreaterThanOrEqual(before);
-    expect(await stored(fresh.segments.customers)).toEqual({
+    expect(await storedCount(fresh.segments.customers)).toEqual({
       contacts: 9,
       countedAt: Date.parse(recounted.counted_at!),
       error: null,
@@ -194,11 +187,11 @@ describe("Segments / GetSegments: accounts", () => {
     const a = await seedScenario();
     const b = await seedScenario();
     await getSegments(b.account);
-    const bBefore = await stored(b.segments.customers);
+    const bBefore = await storedCount(b.segments.customers);
     await ageCount(b.segments.customers, MAX_AGE_MS + 60_000);
-    const bAged = await stored(b.segments.customers);
+    const bAged = await storedCount(b.segments.customers);
     await getSegments(a.account);
-    expect(await stored(b.segments.customers)).toEqual(bAged);
+    expect(await storedCount(b.segments.customers)).toEqual(bAged);
     expect(bAged.contacts).toBe(bBefore.contacts);
   });
 });
@@ -232,7 +225,7 @@ describe("Segments / GetSegments: segments whose rules cannot run", () => {
       },
     ]);
     // The error is stored with the count, and served from it while fresh.
-    expect(await stored(broken)).toEqual({ contacts: null, countedAt: Date.parse(rows[0]!.counted_at!), error: message });
+    expect(await storedCount(broken)).toEqual({ contacts: null, countedAt: Date.parse(rows[0]!.counted_at!), error: message });
     expect(await getSegments(account)).toEqual(rows);
   });
 
@@ -261,6 +254,6 @@ describe("Segments / GetSegments: segments whose rules cannot run", () => {
     const [row] = await getSegments(account);
     expect(row).not.toHaveProperty("errormessage");
     expect(row!.contacts).toBe(0);
-    expect(await stored(id)).toMatchObject({ contacts: 0, error: null });
+    expect(await storedCount(id)).toMatchObject({ contacts: 0, error: null });
   });
 });

@@ -13,18 +13,11 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { segments } from "../../src/db/schema";
 import { countSegment, refreshStaleSegmentCounts } from "../../src/segments/counts";
 import type { RuleGroup } from "../../src/segments/rules";
-import { addSubscriber, createAccount, createField, createList, createSegment, db } from "../fixtures";
+import { addSubscriber, createAccount, createField, createList, createSegment, db, storedCount } from "../fixtures";
 
 const everyone: RuleGroup = { match: "all", rules: [] };
 const BROKEN: RuleGroup = { match: "all", rules: [{ field: "customfield", fieldid: 999_999, operator: "equals", value: "x" }] };
 
-const stored = (id: number) =>
-  db()
-    .select({ contacts: segments.contactsCount, countedAt: segments.countedAt, error: segments.countError })
-    .from(segments)
-    .where(eq(segments.id, id))
-    .get()
-    .then((r) => r!);
 
 const segmentRow = (id: number) =>
   db()
@@ -58,7 +51,7 @@ describe("countSegment", () => {
     const id = await createSegment(a.id, everyone);
     const result = await countSegment(db(), await segmentRow(id), new Map(), 5_000);
     expect(result).toEqual({ contacts: 3, countedAt: 5_000, error: null });
-    expect(await stored(id)).toEqual({ contacts: 3, countedAt: 5_000, error: null });
+    expect(await storedCount(id)).toEqual({ contacts: 3, countedAt: 5_000, error: null });
   });
 
   it("measures 'within the last N days' from the count time", async () => {
@@ -73,7 +66,7 @@ describe("countSegment", () => {
     const jun = Date.parse("2025-06-01T00:00:00Z");
     expect((await countSegment(db(), await segmentRow(id), new Map(), feb)).contacts).toBe(1);
     expect((await countSegment(db(), await segmentRow(id), new Map(), jun)).contacts).toBe(0);
-    expect(await stored(id)).toEqual({ contacts: 0, countedAt: jun, error: null });
+    expect(await storedCount(id)).toEqual({ contacts: 0, countedAt: jun, error: null });
   });
 
   it("stores a segment whose rules cannot compile with a null count and the compiler's message", async () => {
@@ -86,7 +79,7 @@ describe("countSegment", () => {
       countedAt: 5_000,
       error: message,
     });
-    expect(await stored(id)).toEqual({ contacts: null, countedAt: 5_000, error: message });
+    expect(await storedCount(id)).toEqual({ contacts: null, countedAt: 5_000, error: message });
   });
 
   it("clears a stored error once the rules run", async () => {
@@ -94,7 +87,7 @@ describe("countSegment", () => {
     const id = await createSegment(a.id, everyone);
     await db().update(segments).set({ countError: "old", countedAt: 1 }).where(eq(segments.id, id));
     await countSegment(db(), await segmentRow(id), new Map(), 5_000);
-    expect(await stored(id)).toEqual({ contacts: 2, countedAt: 5_000, error: null });
+    expect(await storedCount(id)).toEqual({ contacts: 2, countedAt: 5_000, error: null });
   });
 
   it("never replaces a count taken later", async () => {
@@ -102,7 +95,7 @@ describe("countSegment", () => {
     const id = await createSegment(a.id, everyone);
     await db().update(segments).set({ contactsCount: 99, countedAt: 9_000 }).where(eq(segments.id, id));
     await countSegment(db(), await segmentRow(id), new Map(), 5_000);
-    expect(await stored(id)).toEqual({ contacts: 99, countedAt: 9_000, error: null });
+    expect(await storedCount(id)).toEqual({ contacts: 99, countedAt: 9_000, error: null });
   });
 
   it("lets any other error through and stores nothing", async () => {
@@ -113,7 +106,7 @@ describe("countSegment", () => {
         key === "values" ? () => Promise.reject(new Error("D1 is down")) : Reflect.get(target, key, receiver),
     }) as DrizzleD1Database;
     await expect(countSegment(failing, await segmentRow(id), new Map(), 5_000)).rejects.toThrow("D1 is down");
-    expect(await stored(id)).toEqual({ contacts: null, countedAt: 0, error: null });
+    expect(await storedCount(id)).toEqual({ contacts: null, countedAt: 0, error: null });
   });
 });
 
@@ -141,7 +134,7 @@ describe("refreshStaleSegmentCounts", () => {
 
     const result = await refreshStaleSegmentCounts(db(), { now: NOW, staleAfterMs: 500, budgetMs: 1_000, clock: steppingClock() });
     expect(result).toEqual({ counted: 3, failed: 0, remaining: false });
-    const [sa1, sa2, sb1, sb2] = await Promise.all([a1, a2, b1, b2].map(stored));
+    const [sa1, sa2, sb1, sb2] = await Promise.all([a1, a2, b1, b2].map(storedCount));
     expect(sb2).toEqual({ contacts: null, countedAt: 900, error: null });
     // Counts are stamped with the time they were taken, so the stamps show the order.
     expect(sb1).toEqual({ contacts: 3, countedAt: NOW + 10, error: null });
@@ -156,8 +149,8 @@ describe("refreshStaleSegmentCounts", () => {
     const never = await createSegment(a.id, everyone);
     const result = await refreshStaleSegmentCounts(db(), { now: NOW, staleAfterMs: 500, budgetMs: 15, clock: steppingClock() });
     expect(result).toEqual({ counted: 1, failed: 0, remaining: true });
-    expect(await stored(never)).toEqual({ contacts: 1, countedAt: NOW + 10, error: null });
-    expect(await stored(stale)).toEqual({ contacts: null, countedAt: 100, error: null });
+    expect(await storedCount(never)).toEqual({ contacts: 1, countedAt: NOW + 10, error: null });
+    expect(await storedCount(stale)).toEqual({ contacts: null, countedAt: 100, error: null });
   });
 
   it("stops when the budget runs out, reports that some are left, and the next run takes them up", async () => {
@@ -171,13 +164,13 @@ describe("refreshStaleSegmentCounts", () => {
     // The clock is read once at the start and once before each segment, 10 ms apart: a 25 ms budget fits two.
     const first = await refreshStaleSegmentCounts(db(), { now: NOW, staleAfterMs: 500, budgetMs: 25, clock: steppingClock() });
     expect(first).toEqual({ counted: 2, failed: 0, remaining: true });
-    expect((await Promise.all(ids.map(stored))).map((c) => c.contacts)).toEqual([1, 1, null, null, null]);
+    expect((await Promise.all(ids.map(storedCount))).map((c) => c.contacts)).toEqual([1, 1, null, null, null]);
 
     const second = await refreshStaleSegmentCounts(db(), { now: NOW, staleAfterMs: 500, budgetMs: 25, clock: steppingClock() });
     expect(second).toEqual({ counted: 2, failed: 0, remaining: true });
     const third = await refreshStaleSegmentCounts(db(), { now: NOW, staleAfterMs: 500, budgetMs: 25, clock: steppingClock() });
     expect(third).toEqual({ counted: 1, failed: 0, remaining: false });
-    expect((await Promise.all(ids.map(stored))).map((c) => c.contacts)).toEqual([1, 1, 1, 1, 1]);
+    expect((await Promise.all(ids.map(storedCount))).map((c) => c.contacts)).toEqual([1, 1, 1, 1, 1]);
 
     const nothingLeft = await refreshStaleSegmentCounts(db(), { now: NOW, staleAfterMs: 500, budgetMs: 25, clock: steppingClock() });
     expect(nothingLeft).toEqual({ counted: 0, failed: 0, remaining: false });
@@ -189,7 +182,7 @@ describe("refreshStaleSegmentCounts", () => {
     await setCountedAt(id, 100);
     const result = await refreshStaleSegmentCounts(db(), { now: NOW, staleAfterMs: 500, budgetMs: 0, clock: steppingClock() });
     expect(result).toEqual({ counted: 0, failed: 0, remaining: true });
-    expect(await stored(id)).toEqual({ contacts: null, countedAt: 100, error: null });
+    expect(await storedCount(id)).toEqual({ contacts: null, countedAt: 100, error: null });
   });
 
   it("stores a segment whose rules cannot compile with its error and goes on counting the others", async () => {
@@ -202,12 +195,12 @@ describe("refreshStaleSegmentCounts", () => {
     await setCountedAt(after, 300);
     const result = await refreshStaleSegmentCounts(db(), { now: NOW, staleAfterMs: 500, budgetMs: 1_000, clock: steppingClock() });
     expect(result).toEqual({ counted: 2, failed: 1, remaining: false });
-    expect(await stored(before)).toMatchObject({ contacts: 2, error: null });
-    expect(await stored(broken)).toMatchObject({
+    expect(await storedCount(before)).toMatchObject({ contacts: 2, error: null });
+    expect(await storedCount(broken)).toMatchObject({
       contacts: null,
       error: 'Segment "Broken" rules[0]: custom field 999999 does not exist in this account',
     });
-    expect(await stored(after)).toMatchObject({ contacts: 2, error: null });
+    expect(await storedCount(after)).toMatchObject({ contacts: 2, error: null });
   });
 
   it("uses each account's own custom fields, loaded once per account", async () => {
@@ -239,7 +232,7 @@ describe("refreshStaleSegmentCounts", () => {
     });
     const result = await refreshStaleSegmentCounts(logged, { now: NOW, staleAfterMs: 500, budgetMs: 1_000, clock: steppingClock() });
     expect(result).toEqual({ counted: 4, failed: 1, remaining: false });
-    expect((await Promise.all(ids.map(stored))).map((c) => c.contacts)).toEqual([1, 2, 1, 2, null]);
+    expect((await Promise.all(ids.map(storedCount))).map((c) => c.contacts)).toEqual([1, 2, 1, 2, null]);
     expect(lookups).toEqual([[a.id], [b.id]]);
   });
 
@@ -250,7 +243,7 @@ describe("refreshStaleSegmentCounts", () => {
     await db().update(segments).set({ countedAt: 100 }).where(inArray(segments.id, ids));
     const result = await refreshStaleSegmentCounts(db(), { now: NOW, staleAfterMs: 0, budgetMs: 10_000, clock: steppingClock() });
     expect(result).toEqual({ counted: 60, failed: 0, remaining: false });
-    const counts = await Promise.all(ids.map(stored));
+    const counts = await Promise.all(ids.map(storedCount));
     expect(counts.every((c) => c.contacts === 1 && c.countedAt > NOW)).toBe(true);
     // Stamped in id order (all were equally stale), 10 ms apart.
     expect(counts.map((c) => c.countedAt)).toEqual(ids.map((_, i) => NOW + 10 * (i + 1)));
