@@ -9,6 +9,10 @@ const TEST_VARS = {
   DOWNLOAD_SIGNING_SECRET: "test-download-signing-secret",
   PUBLIC_BASE_URL: "https://exports.test",
   ALLOW_HTTP_WEBHOOKS: "false",
+  // .dev.vars (which the pool reads) lifts these for local development; the tests run as production does,
+  // except that there is no DNS to ask (tests that check it fake the resolver).
+  ALLOW_PRIVATE_WEBHOOKS: "false",
+  WEBHOOK_DNS_CHECK: "false",
   // Small pages, so that tests cross page and slice boundaries with little data. Parts are the smallest R2 allows.
   EXPORT_PAGE_SIZE: "7",
   EXPORT_PART_SIZE: String(5 * 1024 * 1024),

@@ -7,11 +7,60 @@ const flag = z
   .optional()
   .transform((v) => /^(1|true|yes)$/i.test(v ?? ""));
 
+/** A flag that is on unless set to 0/false/no. */
+const flagOnByDefault = z
+  .string()
+  .optional()
+  .transform((v) => !/^(0|false|no)$/i.test(v ?? ""));
+
+/** "443,8443" → [443, 8443]. */
+const portList = z
+  .string()
+  .default("443,8443")
+  .transform((v, ctx) => {
+    const ports = v.split(",").map((p) => Number(p.trim()));
+    if (ports.length === 0 || ports.some((p) => !Number.isInteger(p) || p < 1 || p > 65535)) {
+      ctx.addIssue({ code: "custom", message: `"${v}" is not a comma-separated list of ports` });
+      return z.NEVER;
+    }
+    return ports;
+  });
+
+/** "k0:secret0,k1:secret1" → [{id, secret}]: download-link keys still accepted after a rotation. */
+const previousKeys = z
+  .string()
+  .optional()
+  .transform((v, ctx) => {
+    if (!v?.trim()) return [];
+    return v.split(",").map((entry) => {
+      const at = entry.indexOf(":");
+      const id = entry.slice(0, at).trim();
+      const secret = entry.slice(at + 1).trim();
+      if (at < 1 || !/^[A-Za-z0-9_-]{1,32}$/.test(id) || secret.length < 16) {
+        ctx.addIssue({ code: "custom", message: "each entry must be <key id>:<secret of at least 16 characters>" });
+      }
+      return { id, secret };
+    });
+  });
+
 const configSchema = z.object({
   PUBLIC_BASE_URL: z.url(),
   DOWNLOAD_SIGNING_SECRET: z.string().min(16, "DOWNLOAD_SIGNING_SECRET must be set (at least 16 characters)"),
   DOWNLOAD_LINK_TTL_SECONDS: z.coerce.number().int().positive().default(7 * 24 * 3600),
+  // Local development only: webhook targets may use http (scheme only; see ALLOW_PRIVATE_WEBHOOKS).
   ALLOW_HTTP_WEBHOOKS: flag,
+  // Local development only: webhook targets may be loopback, private or other special-use addresses and names.
+  ALLOW_PRIVATE_WEBHOOKS: flag,
+  // The only ports a webhook URL to a public host may use (a scheme's default port counts). Private targets,
+  // allowed only with ALLOW_PRIVATE_WEBHOOKS, may use any port.
+  WEBHOOK_ALLOWED_PORTS: portList,
+  // At delivery, resolve the webhook host over DNS-over-HTTPS and refuse private answers. Off only where
+  // there is no DNS to ask (local development, tests fake it).
+  WEBHOOK_DNS_CHECK: flagOnByDefault,
+  // The id of DOWNLOAD_SIGNING_SECRET, carried in links as kid=…, so that keys can be rotated.
+  DOWNLOAD_SIGNING_KEY_ID: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, "must be 1-32 letters, digits, _ or -").default("k1"),
+  // Earlier keys whose links are still honoured: "kid:secret,kid:secret" (a secret).
+  DOWNLOAD_PREVIOUS_SIGNING_KEYS: previousKeys,
   EXPORT_SLICE_BUDGET_MS: z.coerce.number().int().positive().default(60_000),
   // A slice also stops after this many pages (0: no limit). Tests use it to force many small slices.
   EXPORT_SLICE_MAX_PAGES: z.coerce.number().int().min(0).default(0),

@@ -1,5 +1,6 @@
 import { and, eq, inArray } from "drizzle-orm";
 import { z } from "zod";
+import { quote, tooLong } from "../api/envelope";
 import { ApiError } from "../api/errors";
 import { defineMethod, type MethodContext } from "../api/method";
 import { customFields, EXPORT_FORMATS, segments, SUBSCRIBER_STATUSES } from "../db/schema";
@@ -9,7 +10,7 @@ import type { ExportMessage } from "../export/message";
 import { loadCustomFieldTypes, pageQuery } from "../export/query";
 import { canonicalRequest, requestHash } from "../export/request_hash";
 import type { ExportSpec } from "../export/spec";
-import { checkWebhookUrl } from "../notify/webhook_url";
+import { checkWebhookUrl, webhookPolicy, type WebhookPolicy } from "../notify/webhook_url";
 import { segmentRules } from "../segments/rules";
 
 const TRUE_WORDS = ["true", "1", "yes"];
@@ -20,14 +21,14 @@ export const booleanish = z.union([z.boolean(), z.number(), z.string()]).transfo
   const word = String(value).trim().toLowerCase();
   if (TRUE_WORDS.includes(word)) return true;
   if (FALSE_WORDS.includes(word)) return false;
-  ctx.addIssue({ code: "custom", message: `must be one of true, false, 1, 0, yes, no (got ${JSON.stringify(value)})` });
+  ctx.addIssue({ code: "custom", message: `must be one of true, false, 1, 0, yes, no (got ${quote(value)})` });
   return z.NEVER;
 });
 
-const segmentId = z.union([z.string(), z.number()], { error: (issue) => `${JSON.stringify(issue.input)} is not a segment id` }).transform((value, ctx) => {
+const segmentId = z.union([z.string(), z.number()], { error: (issue) => `${quote(issue.input)} is not a segment id` }).transform((value, ctx) => {
   const id = typeof value === "number" ? value : /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
   if (!Number.isSafeInteger(id) || id <= 0) {
-    ctx.addIssue({ code: "custom", message: `${JSON.stringify(value)} is not a segment id` });
+    ctx.addIssue({ code: "custom", message: `${quote(value)} is not a segment id` });
     return z.NEVER;
   }
   return id;
@@ -41,20 +42,65 @@ const caseInsensitiveEnum = <T extends readonly [string, ...string[]]>(values: T
 
 export const MAX_IDEMPOTENCY_KEY_LENGTH = 200;
 
+/**
+ * Bounds of the details. 50 segments keep the lookup and the export's one statement within D1's 100 bound
+ * parameters; 500 custom fields is past any account's (the account's own count is checked when the names are
+ * resolved); 2048 characters is the longest URL browsers and most servers accept, and past any email address.
+ */
+export const DETAILS_LIMITS = {
+  segments: 50,
+  customFields: 500,
+  customFieldNameLength: 200,
+  notifyValueLength: 2048,
+} as const;
+
+/** The first names of a list as a message shows them: at most 5, each quoted and cut, then how many more. */
+const someOf = (names: readonly string[]) =>
+  names.slice(0, 5).map(quote).join(", ") + (names.length > 5 ? ` and ${names.length - 5} more` : "");
+
+const customFieldNames = z
+  .array(z.unknown(), { error: 'must be an array of custom field names, or "all"' })
+  .max(DETAILS_LIMITS.customFields, {
+    error: (issue) =>
+      `at most ${DETAILS_LIMITS.customFields} custom fields per request (got ${Array.isArray(issue.input) ? issue.input.length : "more"})`,
+  })
+  .pipe(
+    z.array(
+      z
+        .string({ error: "a field name must be a string" })
+        .trim()
+        .min(1, "a field name must not be empty")
+        .max(DETAILS_LIMITS.customFieldNameLength, tooLong(DETAILS_LIMITS.customFieldNameLength)),
+    ),
+  );
+
 export const detailsSchema = z.object({
   // A single id counts as a one-element array; a union here would hide which element is wrong.
   segmentid: z
     .preprocess(
       (value) => (value === undefined || Array.isArray(value) ? value : [value]),
-      z.array(segmentId, { error: (issue) => (issue.input === undefined ? "is required" : "must be an array of segment ids") }),
+      // The count is checked before the elements, so that 100,000 bad ids give one short message.
+      z
+        .array(z.unknown(), { error: (issue) => (issue.input === undefined ? "is required" : "must be an array of segment ids") })
+        .max(DETAILS_LIMITS.segments, {
+          error: (issue) =>
+            `at most ${DETAILS_LIMITS.segments} segments per request (got ${Array.isArray(issue.input) ? issue.input.length : "more"})`,
+        })
+        .pipe(z.array(segmentId)),
     )
     .refine((ids) => ids.length > 0, "must name at least one segment")
     .transform((ids) => [...new Set(ids)]),
   status: caseInsensitiveEnum(["any", ...SUBSCRIBER_STATUSES] as const).default("any"),
   include_membership: booleanish.default(false),
   customfields: z
-    .union([z.literal("all"), z.literal("ALL"), z.array(z.string().trim().min(1, "a field name must not be empty"))], {
-      error: 'must be an array of custom field names, or "all"',
+    .unknown()
+    .transform((value, ctx): "all" | "ALL" | string[] => {
+      if (value === "all" || value === "ALL") return value;
+      // Not a union: its one message would hide which name, or how many, was wrong.
+      const parsed = customFieldNames.safeParse(value);
+      if (parsed.success) return parsed.data;
+      for (const issue of parsed.error.issues) ctx.addIssue({ code: "custom", message: issue.message, path: issue.path });
+      return z.NEVER;
     })
     .optional(),
   format: caseInsensitiveEnum(EXPORT_FORMATS).default("json"),
@@ -68,7 +114,11 @@ export const detailsSchema = z.object({
   notify: z.object(
     {
       type: caseInsensitiveEnum(["email", "webhook"] as const),
-      value: z.string({ error: "must be a string" }).trim().min(1, "must not be empty"),
+      value: z
+        .string({ error: "must be a string" })
+        .trim()
+        .min(1, "must not be empty")
+        .max(DETAILS_LIMITS.notifyValueLength, tooLong(DETAILS_LIMITS.notifyValueLength)),
     },
     { error: (issue) => (issue.input === undefined ? "is required: {type: email|webhook, value}" : "must be {type: email|webhook, value}") },
   ),
@@ -77,14 +127,17 @@ export type AsyncExportDetails = z.output<typeof detailsSchema>;
 
 const email = z.email();
 
-function checkNotifyTarget(notify: AsyncExportDetails["notify"], allowHttp: boolean): string {
+/** RFC 5321: a forward path holds at most 254 characters. */
+const MAX_EMAIL_LENGTH = 254;
+
+function checkNotifyTarget(notify: AsyncExportDetails["notify"], policy: WebhookPolicy): string {
   if (notify.type === "email") {
-    if (!email.safeParse(notify.value).success) {
-      throw new ApiError("BAD_REQUEST", `details.notify.value: "${notify.value}" is not a valid email address`);
+    if (notify.value.length > MAX_EMAIL_LENGTH || !email.safeParse(notify.value).success) {
+      throw new ApiError("BAD_REQUEST", `details.notify.value: ${quote(notify.value)} is not a valid email address`);
     }
     return notify.value;
   }
-  const problem = checkWebhookUrl(notify.value, allowHttp);
+  const problem = checkWebhookUrl(notify.value, policy);
   if (problem) throw new ApiError("BAD_REQUEST", `details.notify.value: ${problem}`);
   return new URL(notify.value).toString();
 }
@@ -98,7 +151,7 @@ async function loadSegments({ db, account }: MethodContext, ids: number[]) {
   if (missing.length > 0) {
     throw new ApiError(
       "NOT_FOUND",
-      `details.segmentid: no segment ${missing.join(", ")} in this account`,
+      `details.segmentid: no segment ${missing.slice(0, 10).join(", ")}${missing.length > 10 ? ` and ${missing.length - 10} more` : ""} in this account`,
     );
   }
   // Keep the order the client asked for.
@@ -117,13 +170,21 @@ async function resolveCustomFields({ db, account }: MethodContext, requested: As
     .orderBy(customFields.id);
   const names = Array.isArray(requested) ? requested : [requested];
   if (names.some((name) => name.toLowerCase() === "all")) return all;
+  // More distinct names than the account has fields cannot all be fields: say so without a lookup per name.
+  const distinct = new Set(names.map((name) => name.toLowerCase())).size;
+  if (distinct > all.length) {
+    throw new ApiError(
+      "BAD_REQUEST",
+      `details.customfields: names ${distinct} fields, but this account has ${all.length} custom field${all.length === 1 ? "" : "s"}`,
+    );
+  }
   const byName = (name: string) =>
     all.find((f) => f.name === name) ?? all.find((f) => f.name.toLowerCase() === name.toLowerCase());
   const unknown = names.filter((name) => !byName(name));
   if (unknown.length > 0) {
     throw new ApiError(
       "BAD_REQUEST",
-      `details.customfields: unknown custom field${unknown.length > 1 ? "s" : ""} ${unknown.map((n) => `"${n}"`).join(", ")}`,
+      `details.customfields: unknown custom field${unknown.length > 1 ? "s" : ""} ${someOf(unknown)}`,
     );
   }
   const chosen = names.map((name) => byName(name)!);
@@ -151,7 +212,7 @@ export const getSegmentSubscribersAsync = defineMethod({
   details: detailsSchema,
   async handle(context, details) {
     const { db, env, account, config } = context;
-    const notifyTarget = checkNotifyTarget(details.notify, config.ALLOW_HTTP_WEBHOOKS);
+    const notifyTarget = checkNotifyTarget(details.notify, webhookPolicy(config));
     const spec: ExportSpec = {
       segmentIds: details.segmentid,
       segments: await loadSegments(context, details.segmentid),

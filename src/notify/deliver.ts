@@ -5,9 +5,11 @@ import { accounts, exportJobs, type ExportJob } from "../db/schema";
 import { downloadLinkFor } from "../export/link";
 import { sendExportEmail } from "./email";
 import { exportEvent } from "./event";
-import { clampDelay, notifyRetryDelay } from "./backoff";
+import { notifyRetryDelay } from "./backoff";
 import type { DeliveryResult } from "./result";
+import type { DnsResolver } from "./dns";
 import { sendWebhook } from "./webhook";
+import { webhookPolicy } from "./webhook_url";
 
 export interface NotifyDeps {
   env: Env;
@@ -15,11 +17,17 @@ export interface NotifyDeps {
   db: DrizzleD1Database;
   now: () => number;
   fetch?: typeof fetch;
+  /** The DNS lookup of the webhook SSRF check (WEBHOOK_DNS_CHECK); DNS-over-HTTPS unless overridden. */
+  resolveDns?: DnsResolver;
 }
 
 export type NotifyOutcome =
   | { action: "done"; state: "delivered" | "failed" | "not-pending" }
-  | { action: "retry"; delaySeconds: number };
+  /** Send a notify message carrying `drive` (the job's new notify drive), due in `delaySeconds`. */
+  | { action: "retry"; delaySeconds: number; drive: number };
+
+/** The longest a receiver's Retry-After may hold a notification back. */
+export const MAX_RETRY_AFTER_SECONDS = 24 * 3600;
 
 /** The webhook-id of a job's notification: one event per job, the same on every retry. */
 export const webhookMessageId = (jobId: string) => `msg_${jobId}`;
@@ -47,13 +55,20 @@ async function attempt(deps: NotifyDeps, job: ExportJob): Promise<DeliveryResult
     event,
     timeoutMs: deps.config.WEBHOOK_TIMEOUT_MS,
     now,
+    policy: webhookPolicy(deps.config),
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
+    ...(deps.resolveDns ? { resolveDns: deps.resolveDns } : {}),
   });
 }
 
 /**
  * Makes one attempt to deliver a finished job's notification and records the outcome on the job.
  * Says when to try again, or that it is done (delivered, or given up after NOTIFY_MAX_ATTEMPTS).
+ *
+ * A retry waits for the schedule's step or the receiver's Retry-After (capped at 24 h), whichever is longer:
+ * a receiver cannot make us use up the attempts early, and only the schedule decides when to give up.
+ * Scheduling a retry moves the job's notify drive on, so the one message sent for it is the only live one;
+ * if another attempt recorded its outcome meanwhile (same drive read), this one schedules nothing.
  */
 export async function deliverNotification(deps: NotifyDeps, job: ExportJob): Promise<NotifyOutcome> {
   if (job.notifyState !== "pending") return { action: "done", state: "not-pending" };
@@ -64,10 +79,8 @@ export async function deliverNotification(deps: NotifyDeps, job: ExportJob): Pro
   const delaySeconds =
     result.ok || giveUp
       ? 0
-      : result.retryAfterSeconds !== undefined
-        ? clampDelay(result.retryAfterSeconds)
-        : notifyRetryDelay(attempts);
-  await deps.db
+      : Math.max(notifyRetryDelay(attempts), Math.min(result.retryAfterSeconds ?? 0, MAX_RETRY_AFTER_SECONDS));
+  const [recorded] = await deps.db
     .update(exportJobs)
     .set({
       notifyAttempts: sql`${exportJobs.notifyAttempts} + 1`,
@@ -75,13 +88,18 @@ export async function deliverNotification(deps: NotifyDeps, job: ExportJob): Pro
       notifyError: result.ok ? null : result.error,
       // When the retry is due: until then the sweeper leaves it alone, and a late export message does not jump it.
       notifyDueAt: state === "pending" ? deps.now() + delaySeconds * 1000 : 0,
+      notifyDrive: sql`${exportJobs.notifyDrive} + 1`,
       ...(result.ok ? { notifiedAt: new Date(deps.now()).toISOString() } : {}),
     })
-    .where(and(eq(exportJobs.id, job.id), eq(exportJobs.notifyState, "pending")));
+    .where(
+      and(eq(exportJobs.id, job.id), eq(exportJobs.notifyState, "pending"), eq(exportJobs.notifyDrive, job.notifyDrive)),
+    )
+    .returning({ drive: exportJobs.notifyDrive });
+  if (!recorded) return { action: "done", state: "not-pending" };
   if (result.ok) return { action: "done", state: "delivered" };
   if (giveUp) {
     console.warn(`job ${job.id}: notification given up after ${attempts} attempt(s): ${result.error}`);
     return { action: "done", state: "failed" };
   }
-  return { action: "retry", delaySeconds };
+  return { action: "retry", delaySeconds, drive: recorded.drive };
 }

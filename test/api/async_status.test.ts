@@ -76,7 +76,7 @@ describe("Segments / GetSegmentSubscribersAsyncStatus", () => {
       createdate: await createdAt(jobid),
       completedate: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
       bytes: expect.any(Number),
-      url: expect.stringMatching(new RegExp(`^https://exports\\.test/exports/${jobid}\\?expires=\\d+&signature=[0-9a-f]{64}$`)),
+      url: expect.stringMatching(new RegExp(`^https://exports\\.test/exports/${jobid}\\?expires=\\d+&kid=k1&signature=[0-9a-f]{64}$`)),
       expires_at: expect.any(String),
       notification: { type: "email", status: "delivered", attempts: 1 },
     });

@@ -1,5 +1,6 @@
 import { Webhook } from "standardwebhooks";
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { handleExportMessage } from "../../src/export/consumer";
 import { deliverNotification } from "../../src/notify/deliver";
 import {
   answer,
@@ -34,30 +35,66 @@ describe("a webhook that fails", () => {
 
     expect(await runExport(h, jobId)).toEqual({ action: "ack" });
 
-    expect(h.queue.sent).toEqual([{ body: { kind: "notify", jobId }, options: { delaySeconds: 5 } }]);
+    expect(h.queue.sent).toEqual([{ body: { kind: "notify", jobId, drive: 1 }, options: { delaySeconds: 5 } }]);
     expect(await jobRow(jobId)).toMatchObject({
       state: "complete",
       notifyState: "pending",
       notifyAttempts: 1,
-      notifyError: "HTTP 500",
+      notifyError: expect.stringMatching(/^HTTP 5xx \(ref [0-9a-f]{8}\)$/),
       notifiedAt: null,
     });
   });
 
-  it("has each failed notify attempt retry its own message, further along the schedule", async () => {
+  it("schedules each retry as the one next notify message, further along the schedule", async () => {
     noJitter();
     const hook = recordingFetch(answer(502));
     const h = harness({ fetch: hook.fetch });
     const jobId = await createJob(scenario, h, { type: "webhook", value: HOOK });
     await runExport(h, jobId);
-    h.queue.sent.length = 0;
 
-    expect(await runNotify(h, jobId)).toEqual({ action: "retry", delaySeconds: 300 });
-    expect(await runNotify(h, jobId)).toEqual({ action: "retry", delaySeconds: 1800 });
-    expect(await runNotify(h, jobId)).toEqual({ action: "retry", delaySeconds: 7200 });
-    // A notify message retries itself; it does not enqueue another.
-    expect(h.queue.sent).toEqual([]);
-    expect(await jobRow(jobId)).toMatchObject({ notifyState: "pending", notifyAttempts: 4, notifyError: "HTTP 502" });
+    for (const [drive, delaySeconds] of [[2, 300], [3, 1800], [4, 7200]] as const) {
+      expect(await runNotify(h, jobId)).toEqual({ action: "ack" });
+      expect(h.queue.sent).toEqual([{ body: { kind: "notify", jobId, drive }, options: { delaySeconds } }]);
+    }
+    expect(await jobRow(jobId)).toMatchObject({ notifyState: "pending", notifyAttempts: 4, notifyDrive: 4 });
+  });
+
+  it("drops a notify message whose drive has moved on: one live notify message per job", async () => {
+    const hook = recordingFetch(answer(500), answer(200));
+    const h = harness({ fetch: hook.fetch });
+    const jobId = await createJob(scenario, h, { type: "webhook", value: HOOK });
+    await runExport(h, jobId); // attempt 1 fails; the retry is drive 1
+    h.clock.advance(10 * 60_000);
+    expect(await handleExportMessage({ kind: "notify", jobId, drive: 0 }, 1, h.deps)).toEqual({ action: "ack" });
+    expect(hook.requests).toHaveLength(1);
+    expect(await runNotify(h, jobId)).toEqual({ action: "ack" });
+    expect(hook.requests).toHaveLength(2);
+    expect(await jobRow(jobId)).toMatchObject({ notifyState: "delivered", notifyAttempts: 2 });
+  });
+
+  it("waits the longer of Retry-After and the schedule, so a receiver cannot use up the attempts", async () => {
+    noJitter();
+    const hook = recordingFetch(
+      answer(503, { "retry-after": "1" }),
+      answer(503, { "retry-after": "36000" }),
+      answer(429, { "retry-after": String(30 * 24 * 3600) }),
+    );
+    const h = harness({ fetch: hook.fetch });
+    const jobId = await createJob(scenario, h, { type: "webhook", value: HOOK });
+    await runExport(h, jobId);
+    expect(h.queue.sent.map((m) => m.options)).toEqual([{ delaySeconds: 5 }]); // max(1, 5)
+    await runNotify(h, jobId);
+    expect(h.queue.sent.map((m) => m.options)).toEqual([{ delaySeconds: 36000 }]); // max(36000, 300)
+    const thirdAttemptAt = (await jobRow(jobId)).notifyDueAt;
+    await runNotify(h, jobId);
+    // Retry-After is capped at 24 h; the queue delays a message at most 12 h, so it is re-delayed on arrival.
+    expect((await jobRow(jobId)).notifyDueAt).toBe(thirdAttemptAt + 24 * 3600 * 1000);
+    expect(h.queue.sent.map((m) => m.options)).toEqual([{ delaySeconds: 12 * 3600 }]);
+    const early = h.queue.sent[0]!.body;
+    h.clock.advance(12 * 3600 * 1000);
+    expect(await handleExportMessage(early, 1, h.deps)).toEqual({ action: "retry", delaySeconds: 12 * 3600 });
+    expect(hook.requests).toHaveLength(3);
+    expect(await jobRow(jobId)).toMatchObject({ notifyState: "pending", notifyAttempts: 3 });
   });
 
   it("is marked delivered when a later attempt succeeds, with every attempt counted", async () => {
@@ -65,9 +102,9 @@ describe("a webhook that fails", () => {
     const h = harness({ fetch: hook.fetch });
     const jobId = await createJob(scenario, h, { type: "webhook", value: HOOK });
     await runExport(h, jobId);
-    expect(await runNotify(h, jobId)).toMatchObject({ action: "retry" });
-    h.clock.advance(60_000);
     expect(await runNotify(h, jobId)).toEqual({ action: "ack" });
+    expect(await runNotify(h, jobId)).toEqual({ action: "ack" });
+    expect(h.queue.sent).toEqual([]);
 
     const job = await jobRow(jobId);
     expect(job).toMatchObject({ notifyState: "delivered", notifyAttempts: 3, notifyError: null });
@@ -82,15 +119,17 @@ describe("a webhook that fails", () => {
     const jobId = await createJob(scenario, h, { type: "webhook", value: HOOK });
 
     await runExport(h, jobId);
-    expect(await runNotify(h, jobId)).toMatchObject({ action: "retry" });
+    expect(await runNotify(h, jobId)).toEqual({ action: "ack" });
     expect(await runNotify(h, jobId)).toEqual({ action: "ack" });
 
     expect(hook.requests).toHaveLength(3);
-    expect(warn).toHaveBeenCalledWith(`job ${jobId}: notification given up after 3 attempt(s): HTTP 404`);
-    expect(await jobRow(jobId)).toMatchObject({ state: "complete", notifyState: "failed", notifyAttempts: 3, notifyError: "HTTP 404" });
+    expect(h.queue.sent).toEqual([]);
+    const lastError = expect.stringMatching(/^HTTP 4xx \(ref [0-9a-f]{8}\)$/);
+    expect(warn).toHaveBeenCalledWith(expect.stringMatching(new RegExp(`^job ${jobId}: notification given up after 3 attempt\\(s\\): HTTP 4xx \\(ref`)));
+    expect(await jobRow(jobId)).toMatchObject({ state: "complete", notifyState: "failed", notifyAttempts: 3, notifyError: lastError });
     const status = await statusOf(scenario, jobId);
     expect(status.status).toBe("complete");
-    expect(status.notification).toEqual({ type: "webhook", status: "failed", attempts: 3, lasterror: "HTTP 404" });
+    expect(status.notification).toEqual({ type: "webhook", status: "failed", attempts: 3, lasterror: lastError });
   });
 
   it("sends nothing more once the notification is settled, even if a notify message comes again", async () => {
@@ -147,7 +186,7 @@ describe("an export that fails", () => {
       data: {
         jobid: jobId,
         status: "ERROR",
-        errormessage: "Export failed after 1 attempts: D1 went away",
+        errormessage: expect.stringMatching(/^The export failed after 1 attempts \(internal error, reference [0-9a-f-]{36}\)$/),
         format: "json",
         segmentid: [String(scenario.segmentId)],
       },
@@ -160,11 +199,15 @@ describe("an export that fails", () => {
     const h = harness({ fetch: hook.fetch, fault: failingSlice, config: { EXPORT_MAX_ATTEMPTS: 3 } });
     const jobId = await createJob(scenario, h, { type: "webhook", value: HOOK });
 
-    expect(await runExport(h, jobId, 2)).toMatchObject({ action: "retry" });
+    // Failures are counted on the job, not by the message's delivery count (a busy message is redelivered too).
+    expect(await runExport(h, jobId, 40)).toMatchObject({ action: "retry" });
+    expect(await runExport(h, jobId, 41)).toMatchObject({ action: "retry" });
     expect(hook.requests).toHaveLength(0);
-    expect(await runExport(h, jobId, 3)).toEqual({ action: "ack" });
+    expect(await runExport(h, jobId, 42)).toEqual({ action: "ack" });
     expect(hook.requests).toHaveLength(1);
-    expect(JSON.parse(hook.requests[0]!.body).data.errormessage).toBe("Export failed after 3 attempts: D1 went away");
+    const { errormessage } = JSON.parse(hook.requests[0]!.body).data;
+    // The user gets a category and a reference; the cause ("D1 went away") stays in the log.
+    expect(errormessage).toMatch(/^The export failed after 3 attempts \(internal error, reference [0-9a-f-]{36}\)$/);
   });
 
   it("retries the failure notice through a notify message when the webhook fails", async () => {
@@ -174,7 +217,7 @@ describe("an export that fails", () => {
     const jobId = await createJob(scenario, h, { type: "webhook", value: HOOK });
 
     expect(await runExport(h, jobId)).toEqual({ action: "ack" });
-    expect(h.queue.sent).toEqual([{ body: { kind: "notify", jobId }, options: { delaySeconds: 5 } }]);
+    expect(h.queue.sent).toEqual([{ body: { kind: "notify", jobId, drive: 1 }, options: { delaySeconds: 5 } }]);
     expect(await runNotify(h, jobId)).toEqual({ action: "ack" });
 
     expect(hook.requests.map((r) => JSON.parse(r.body).type)).toEqual(["segment_export.failed", "segment_export.failed"]);

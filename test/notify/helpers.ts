@@ -3,7 +3,7 @@ import type { ExportMessage } from "../../src/export/message";
 import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { loadConfig, type Config } from "../../src/config";
-import { accounts } from "../../src/db/schema";
+import { accounts, exportJobs } from "../../src/db/schema";
 import { consumerDeps, handleExportMessage, type ConsumerDeps, type QueueAction } from "../../src/export/consumer";
 import { getSegmentSubscribersAsyncStatus } from "../../src/methods/segments_get_segment_subscribers_async_status";
 import { acceptExport, queueRecorder, type QueueRecorder } from "../export/driver";
@@ -129,8 +129,16 @@ export async function runExport(h: Harness, jobId: string, attempts = 1): Promis
   throw new Error("the export did not finish in 100 slices");
 }
 
-/** Runs one notify message for the job, as the queue would deliver it. */
-export const runNotify = (h: Harness, jobId: string) => handleExportMessage({ kind: "notify", jobId }, 1, h.deps);
+/**
+ * Delivers the job's live notify message (the one carrying its current notify drive) once it is due: moves
+ * the clock to the attempt's due time, as the queue's delay would, and runs the message.
+ */
+export async function runNotify(h: Harness, jobId: string) {
+  const job = await db().select().from(exportJobs).where(eq(exportJobs.id, jobId)).get();
+  if (job && job.notifyDueAt > h.clock.now()) h.clock.advance(job.notifyDueAt - h.clock.now());
+  h.queue.sent.splice(0);
+  return handleExportMessage({ kind: "notify", jobId, drive: job?.notifyDrive ?? 0 }, 1, h.deps);
+}
 
 /** What GetSegmentSubscribersAsyncStatus answers for the job. */
 export async function statusOf(scenario: NotifyScenario, jobId: string) {

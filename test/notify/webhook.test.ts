@@ -1,12 +1,15 @@
 import { exports } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import type { Config } from "../../src/config";
+import type { DnsResolver } from "../../src/notify/dns";
 import type { ExportEvent } from "../../src/notify/event";
 import { sendWebhook, type WebhookDelivery } from "../../src/notify/webhook";
+import { PRODUCTION_WEBHOOK_POLICY } from "../../src/notify/webhook_url";
 import {
   answer,
   createJob,
-  harness,
+  harness as baseHarness,
   jobRow,
   notifyScenario,
   recordingFetch,
@@ -33,6 +36,24 @@ const completedEvent: ExportEvent = {
   },
 };
 
+/**
+ * A fake DNS: the A and AAAA answers of each name (a name not listed has none); an Error answer makes the
+ * lookup fail. Records what it was asked.
+ */
+export function fakeDns(answers: Record<string, { A?: string[]; AAAA?: string[] } | Error>) {
+  const asked: string[] = [];
+  const resolve: DnsResolver = async (name, type) => {
+    asked.push(`${type} ${name}`);
+    const answer = answers[name];
+    if (answer instanceof Error) throw answer;
+    return answer?.[type] ?? [];
+  };
+  return { resolve, asked };
+}
+
+/** hooks.example.com as public DNS has it. */
+const publicDns = fakeDns({ "hooks.example.com": { A: ["93.184.215.14"], AAAA: ["2606:2800:21f:cb07:6820:80da:af6b:8b2c"] } });
+
 const delivery = (overrides: Partial<WebhookDelivery>): WebhookDelivery => ({
   url: HOOK,
   secret: SECRET,
@@ -40,7 +61,23 @@ const delivery = (overrides: Partial<WebhookDelivery>): WebhookDelivery => ({
   event: completedEvent,
   timeoutMs: 1_000,
   now: new Date("2026-03-01T12:00:05Z"),
+  policy: PRODUCTION_WEBHOOK_POLICY,
+  resolveDns: publicDns.resolve,
   ...overrides,
+});
+
+/** The consumer harness as production runs it: the DNS check on, against a fake DNS (public answers by default). */
+function harness(overrides: { fetch?: typeof fetch; config?: Partial<Config>; resolveDns?: DnsResolver } = {}) {
+  const h = baseHarness({ ...overrides, config: { WEBHOOK_DNS_CHECK: true, ALLOW_PRIVATE_WEBHOOKS: false, ...overrides.config } });
+  h.deps.resolveDns = overrides.resolveDns ?? publicDns.resolve;
+  return h;
+}
+
+/** What lasterror holds: a category and a reference to the log line, nothing the target said. */
+const categorized = (category: string) => new RegExp(`^${category.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} \\(ref [0-9a-f]{8}\\)$`);
+
+afterEach(() => {
+  vi.restoreAllMocks();
 });
 
 /** A fetch that answers only when its signal aborts, as a real fetch to a silent host does. */
@@ -84,7 +121,7 @@ describe("the webhook of a completed export", () => {
     });
     // The link's expiry, to the second, is the one the status call reports.
     expect(Date.parse(status.expires_at!) - Date.parse(job.linkExpiresAt!)).toBeLessThan(1000);
-    expect(status.url).toMatch(new RegExp(`^https://exports\\.test/exports/${jobId}\\?expires=\\d+&signature=[0-9a-f]+$`));
+    expect(status.url).toMatch(new RegExp(`^https://exports\\.test/exports/${jobId}\\?expires=\\d+&kid=[A-Za-z0-9_-]+&signature=[0-9a-f]+$`));
   });
 
   it("hands out a link that downloads the file", async () => {
@@ -143,17 +180,19 @@ describe("the webhook of a completed export", () => {
     const h = harness({ fetch: hook.fetch });
     const jobId = await createJob(scenario, h, { type: "webhook", value: HOOK });
     await runExport(h, jobId);
-    h.clock.advance(5_000);
-    expect(await runNotify(h, jobId)).toMatchObject({ action: "retry" });
-    h.clock.advance(300_000);
+    const attemptTimes = [h.clock.now()];
+    // runNotify moves the clock to each retry's due time (5 s, then 5 min, ±10 %) before the attempt.
     expect(await runNotify(h, jobId)).toEqual({ action: "ack" });
+    attemptTimes.push(h.clock.now());
+    expect(await runNotify(h, jobId)).toEqual({ action: "ack" });
+    attemptTimes.push(h.clock.now());
 
     expect(hook.requests).toHaveLength(3);
     const [first, second, third] = hook.requests as [typeof hook.requests[0], typeof hook.requests[0], typeof hook.requests[0]];
     expect(new Set(hook.requests.map((r) => r.headers["webhook-id"]))).toEqual(new Set([`msg_${jobId}`]));
-    expect(Number(second.headers["webhook-timestamp"]) - Number(first.headers["webhook-timestamp"])).toBe(5);
-    expect(Number(third.headers["webhook-timestamp"]) - Number(second.headers["webhook-timestamp"])).toBe(300);
-    expect(third.headers["webhook-timestamp"]).toBe(String(Math.floor(h.clock.now() / 1000)));
+    expect(hook.requests.map((r) => r.headers["webhook-timestamp"])).toEqual(attemptTimes.map((t) => String(Math.floor(t / 1000))));
+    expect(attemptTimes[1]! - attemptTimes[0]!).toBeGreaterThanOrEqual(4_500);
+    expect(attemptTimes[2]! - attemptTimes[1]!).toBeGreaterThanOrEqual(270_000);
     // The event itself is the same on every attempt; only the envelope's time moves.
     expect(second.body).toBe(first.body);
     expect(third.body).toBe(first.body);
@@ -174,12 +213,12 @@ describe("sending a webhook", () => {
     expect(hook.requests[0]!.redirect).toBe("manual");
   });
 
-  it.each([301, 302, 307, 308])("counts a %i redirect as a retryable failure", async (status) => {
+  it.each([301, 302, 307, 308])("counts a %i redirect as a retryable failure, without the exact status", async (status) => {
     const hook = recordingFetch(answer(status, { location: "http://169.254.169.254/latest/meta-data" }));
     expect(await sendWebhook(delivery({ fetch: hook.fetch }))).toEqual({
       ok: false,
       retryable: true,
-      error: `HTTP ${status}: redirects are not followed`,
+      error: expect.stringMatching(categorized("HTTP 3xx: redirects are not followed")),
     });
     expect(hook.requests).toHaveLength(1);
   });
@@ -189,9 +228,20 @@ describe("sending a webhook", () => {
     expect(await sendWebhook(delivery({ fetch: hook.fetch }))).toEqual({ ok: true, detail: `HTTP ${status}` });
   });
 
-  it.each([400, 401, 404, 410, 500, 502])("counts HTTP %i as a retryable failure", async (status) => {
+  it.each([
+    [400, "HTTP 4xx"],
+    [401, "HTTP 4xx"],
+    [404, "HTTP 4xx"],
+    [410, "HTTP 4xx"],
+    [500, "HTTP 5xx"],
+    [502, "HTTP 5xx"],
+  ])("counts HTTP %i as a retryable failure, stored as its class %s", async (status, category) => {
     const hook = recordingFetch(answer(status));
-    expect(await sendWebhook(delivery({ fetch: hook.fetch }))).toEqual({ ok: false, retryable: true, error: `HTTP ${status}` });
+    expect(await sendWebhook(delivery({ fetch: hook.fetch }))).toEqual({
+      ok: false,
+      retryable: true,
+      error: expect.stringMatching(categorized(category)),
+    });
   });
 
   it("reports a fetch rejected with a TimeoutError as a retryable timeout", async () => {
@@ -201,7 +251,7 @@ describe("sending a webhook", () => {
     expect(await sendWebhook(delivery({ fetch: hook.fetch, timeoutMs: 15_000 }))).toEqual({
       ok: false,
       retryable: true,
-      error: "no answer within 15000 ms",
+      error: expect.stringMatching(categorized("timeout")),
     });
   });
 
@@ -210,19 +260,21 @@ describe("sending a webhook", () => {
     expect(await sendWebhook(delivery({ fetch: hook.fetch, timeoutMs: 20 }))).toEqual({
       ok: false,
       retryable: true,
-      error: "no answer within 20 ms",
+      error: expect.stringMatching(categorized("timeout")),
     });
   });
 
-  it("reports a network error as retryable, with its message", async () => {
+  it("reports a network error as a retryable connection failure; its message goes to the log only", async () => {
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
     const hook = recordingFetch(() => {
       throw new TypeError("Network connection lost.");
     });
-    expect(await sendWebhook(delivery({ fetch: hook.fetch }))).toEqual({
-      ok: false,
-      retryable: true,
-      error: "request failed: Network connection lost.",
-    });
+    const result = await sendWebhook(delivery({ fetch: hook.fetch }));
+    expect(result).toEqual({ ok: false, retryable: true, error: expect.stringMatching(categorized("connection failed")) });
+    const ref = (result as { error: string }).error.match(/ref ([0-9a-f]{8})/)![1]!;
+    const logged = warn.mock.calls.map((c) => c.join(" ")).filter((line) => line.includes(ref));
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toContain("Network connection lost.");
   });
 
   it.each([429, 503])("honours Retry-After in seconds on %i", async (status) => {
@@ -230,7 +282,7 @@ describe("sending a webhook", () => {
     expect(await sendWebhook(delivery({ fetch: hook.fetch }))).toEqual({
       ok: false,
       retryable: true,
-      error: `HTTP ${status}`,
+      error: expect.stringMatching(categorized(status === 429 ? "HTTP 4xx" : "HTTP 5xx")),
       retryAfterSeconds: 120,
     });
   });
@@ -256,11 +308,11 @@ describe("webhook failures through the queue consumer", () => {
     const jobId = await createJob(scenario, h, { type: "webhook", value: HOOK });
 
     expect(await runExport(h, jobId)).toEqual({ action: "ack" });
-    expect(h.queue.sent.map((m) => m.body)).toEqual([{ kind: "notify", jobId }]);
+    expect(h.queue.sent.map((m) => m.body)).toEqual([{ kind: "notify", jobId, drive: 1 }]);
     expect(await jobRow(jobId)).toMatchObject({
       notifyState: "pending",
       notifyAttempts: 1,
-      notifyError: "no answer within 20 ms",
+      notifyError: expect.stringMatching(categorized("timeout")),
     });
 
     expect(await runNotify(h, jobId)).toEqual({ action: "ack" });
@@ -273,8 +325,11 @@ describe("webhook failures through the queue consumer", () => {
     const jobId = await createJob(scenario, h, { type: "webhook", value: HOOK });
 
     await runExport(h, jobId);
-    expect(h.queue.sent).toEqual([{ body: { kind: "notify", jobId }, options: { delaySeconds: 90 } }]);
-    expect(await runNotify(h, jobId)).toEqual({ action: "retry", delaySeconds: 90 });
+    expect(h.queue.sent).toEqual([{ body: { kind: "notify", jobId, drive: 1 }, options: { delaySeconds: 90 } }]);
+    // The second retry's schedule step (5 min ± 10 %) is longer than the 90 s asked for: the longer wait wins.
+    expect(await runNotify(h, jobId)).toEqual({ action: "ack" });
+    expect(h.queue.sent).toEqual([{ body: { kind: "notify", jobId, drive: 2 }, options: { delaySeconds: expect.any(Number) } }]);
+    expect(h.queue.sent[0]!.options!.delaySeconds).toBeGreaterThanOrEqual(270);
   });
 
   it("caps a Retry-After beyond the queue's longest delay at 12 hours", async () => {
@@ -293,12 +348,173 @@ describe("webhook failures through the queue consumer", () => {
 
     await runExport(h, jobId);
     expect(hook.requests).toHaveLength(1);
-    expect(h.queue.sent.map((m) => m.body)).toEqual([{ kind: "notify", jobId }]);
+    expect(h.queue.sent.map((m) => m.body)).toEqual([{ kind: "notify", jobId, drive: 1 }]);
     expect((await statusOf(scenario, jobId)).notification).toEqual({
       type: "webhook",
       status: "pending",
       attempts: 1,
-      lasterror: "HTTP 302: redirects are not followed",
+      lasterror: expect.stringMatching(categorized("HTTP 3xx: redirects are not followed")),
     });
+  });
+});
+
+describe("the target is checked again at delivery (WEBHOOK_DNS_CHECK)", () => {
+  it("refuses a name whose A record is private, without any POST, and does not retry", async () => {
+    const dns = fakeDns({ "hooks.example.com": { A: ["10.0.0.5"], AAAA: [] } });
+    const hook = recordingFetch(answer(200));
+    expect(await sendWebhook(delivery({ fetch: hook.fetch, resolveDns: dns.resolve }))).toEqual({
+      ok: false,
+      retryable: false,
+      error: expect.stringMatching(categorized("refused: private address")),
+    });
+    expect(hook.requests).toHaveLength(0);
+    expect(dns.asked.sort()).toEqual(["A hooks.example.com", "AAAA hooks.example.com"]);
+  });
+
+  it.each([
+    ["127.0.0.1", "A"],
+    ["169.254.169.254", "A"],
+    ["100.100.100.200", "A"],
+    ["::1", "AAAA"],
+    ["fd00:ec2::254", "AAAA"],
+    ["::ffff:169.254.169.254", "AAAA"],
+    ["64:ff9b::a9fe:a9fe", "AAAA"],
+  ] as const)("refuses a name with one private answer among public ones: %s (%s)", async (address, type) => {
+    const answers = { A: ["93.184.215.14"], AAAA: ["2606:2800:21f:cb07:6820:80da:af6b:8b2c"] };
+    answers[type] = [...answers[type], address];
+    const hook = recordingFetch(answer(200));
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+    const result = await sendWebhook(delivery({ fetch: hook.fetch, resolveDns: fakeDns({ "hooks.example.com": answers }).resolve }));
+    expect(result).toMatchObject({ ok: false, retryable: false, error: expect.stringMatching(categorized("refused: private address")) });
+    expect(hook.requests).toHaveLength(0);
+    // The log says which answer it was; the stored text does not.
+    expect(warn.mock.calls.flat().join(" ")).toContain(`resolves to ${address}`);
+  });
+
+  it("delivers to a name whose answers are all public", async () => {
+    const hook = recordingFetch(answer(200));
+    expect(await sendWebhook(delivery({ fetch: hook.fetch }))).toEqual({ ok: true, detail: "HTTP 200" });
+    expect(hook.requests).toHaveLength(1);
+  });
+
+  it("counts a failed lookup as a retryable connection failure, without any POST", async () => {
+    const dns = fakeDns({ "hooks.example.com": new Error("DNS-over-HTTPS answered HTTP 502") });
+    const hook = recordingFetch(answer(200));
+    expect(await sendWebhook(delivery({ fetch: hook.fetch, resolveDns: dns.resolve }))).toEqual({
+      ok: false,
+      retryable: true,
+      error: expect.stringMatching(categorized("connection failed")),
+    });
+    expect(hook.requests).toHaveLength(0);
+  });
+
+  it("counts a name without addresses (NXDOMAIN) as a retryable connection failure, without any POST", async () => {
+    const hook = recordingFetch(answer(200));
+    const result = await sendWebhook(delivery({ url: "https://gone.example.com/x", fetch: hook.fetch }));
+    expect(result).toEqual({ ok: false, retryable: true, error: expect.stringMatching(categorized("connection failed")) });
+    expect(hook.requests).toHaveLength(0);
+  });
+
+  it("does not look up an IP-literal host", async () => {
+    const dns = fakeDns({});
+    const hook = recordingFetch(answer(200));
+    for (const url of ["https://93.184.216.34/", "https://[2606:2800:220:1:248:1893:25c8:1946]/"]) {
+      expect(await sendWebhook(delivery({ url, fetch: hook.fetch, resolveDns: dns.resolve }))).toEqual({ ok: true, detail: "HTTP 200" });
+    }
+    expect(dns.asked).toEqual([]);
+    expect(hook.requests).toHaveLength(2);
+  });
+
+  it("does not look up anything when WEBHOOK_DNS_CHECK is off", async () => {
+    const dns = fakeDns({ "hooks.example.com": { A: ["10.0.0.5"] } });
+    const hook = recordingFetch(answer(200));
+    const policy = { ...PRODUCTION_WEBHOOK_POLICY, dnsCheck: false };
+    expect(await sendWebhook(delivery({ fetch: hook.fetch, resolveDns: dns.resolve, policy }))).toEqual({ ok: true, detail: "HTTP 200" });
+    expect(dns.asked).toEqual([]);
+  });
+
+  it("refuses, without any POST, a stored URL the policy no longer allows (a job accepted before the checks)", async () => {
+    const hook = recordingFetch(answer(200));
+    for (const [url, category] of [
+      ["https://[::7f00:1]/hook", "refused: private address"],
+      ["https://metadata/computeMetadata/v1/", "refused: special-use name"],
+      ["https://hooks.example.com:6379/", "refused: port not allowed"],
+      ["http://hooks.example.com/", "refused: URL not allowed"],
+    ] as const) {
+      expect(await sendWebhook(delivery({ url, fetch: hook.fetch }))).toEqual({
+        ok: false,
+        retryable: false,
+        error: expect.stringMatching(categorized(category)),
+      });
+    }
+    expect(hook.requests).toHaveLength(0);
+  });
+
+  it("with ALLOW_HTTP_WEBHOOKS only, still refuses an http target on a private address", async () => {
+    const hook = recordingFetch(answer(200));
+    const policy = { ...PRODUCTION_WEBHOOK_POLICY, allowHttp: true };
+    expect(await sendWebhook(delivery({ url: "http://127.0.0.1:8443/hook", fetch: hook.fetch, policy }))).toMatchObject({
+      ok: false,
+      retryable: false,
+      error: expect.stringMatching(categorized("refused: private address")),
+    });
+    expect(hook.requests).toHaveLength(0);
+  });
+
+  it("with ALLOW_HTTP_WEBHOOKS and ALLOW_PRIVATE_WEBHOOKS, delivers to http://127.0.0.1 on any port, with no lookup", async () => {
+    const dns = fakeDns({});
+    const hook = recordingFetch(answer(200));
+    const policy = { ...PRODUCTION_WEBHOOK_POLICY, allowHttp: true, allowPrivate: true };
+    for (const url of ["http://127.0.0.1:8788/hooks/exports", "http://localhost:8791/hook"]) {
+      expect(await sendWebhook(delivery({ url, fetch: hook.fetch, policy, resolveDns: dns.resolve }))).toEqual({ ok: true, detail: "HTTP 200" });
+    }
+    expect(dns.asked).toEqual([]);
+  });
+
+  it("through the consumer: a private answer fails the notification at once, and the status call says only that", async () => {
+    const hook = recordingFetch(answer(200));
+    const dns = fakeDns({ "hooks.example.com": { A: ["169.254.169.254"] } });
+    const h = harness({ fetch: hook.fetch, resolveDns: dns.resolve });
+    const jobId = await createJob(scenario, h, { type: "webhook", value: HOOK });
+
+    expect(await runExport(h, jobId)).toEqual({ action: "ack" });
+    expect(hook.requests).toHaveLength(0);
+    expect(h.queue.sent.filter((m) => m.body.kind === "notify")).toEqual([]);
+    expect((await statusOf(scenario, jobId)).notification).toEqual({
+      type: "webhook",
+      status: "failed",
+      attempts: 1,
+      lasterror: expect.stringMatching(categorized("refused: private address")),
+    });
+  });
+});
+
+describe("what lasterror says: a category and a log reference, never what the target answered", () => {
+  const networkError = () => {
+    throw new TypeError("Network connection lost.");
+  };
+  it.each([
+    ["a host that never answers", silentHost, "timeout"],
+    ["a network error", networkError, "connection failed"],
+    ["a 302", answer(302, { location: "http://10.0.0.1/" }), "HTTP 3xx: redirects are not followed"],
+    ["a 404", answer(404), "HTTP 4xx"],
+    ["a 429", answer(429, { "retry-after": "10" }), "HTTP 4xx"],
+    ["a 503", answer(503), "HTTP 5xx"],
+    ["a 500", answer(500), "HTTP 5xx"],
+  ] as const)("after %s: %s", async (_what, reply, category) => {
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+    const hook = recordingFetch(reply);
+    const h = harness({ fetch: hook.fetch, config: { WEBHOOK_TIMEOUT_MS: 20 } });
+    const jobId = await createJob(scenario, h, { type: "webhook", value: HOOK });
+    await runExport(h, jobId);
+
+    const { lasterror } = (await statusOf(scenario, jobId)).notification;
+    expect(lasterror).toMatch(categorized(category));
+    expect(lasterror).not.toMatch(/Network|lost|\b(302|404|429|500|503)\b|10\.0\.0\.1|ms\b/);
+    // The details are in the log, under the same reference.
+    const ref = lasterror!.match(/ref ([0-9a-f]{8})/)![1]!;
+    const logged = warn.mock.calls.map((c) => c.join(" ")).filter((line) => line.includes(`ref ${ref}`));
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toContain(`msg_${jobId}`);
   });
 });
