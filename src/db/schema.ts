@@ -183,6 +183,8 @@ export const exportJobs = sqliteTable(
     dueAt: integer("due_at").notNull().default(0),
     /** How often the sweeper found a slice dead (its lease ran out) and drove the job again. */
     redrives: integer("redrives").notNull().default(0),
+    /** Slices that failed with an error since the last checkpoint; EXPORT_MAX_ATTEMPTS of them fail the job. */
+    sliceFailures: integer("slice_failures").notNull().default(0),
     /** SHA-256 of the canonical request (account, segments, filters, fields, format, notify target), for dedupe. */
     requestHash: text("request_hash"),
 
@@ -192,6 +194,11 @@ export const exportJobs = sqliteTable(
     notifiedAt: text("notified_at"),
     /** When the next notification attempt is due, ms since the epoch (0: none scheduled). */
     notifyDueAt: integer("notify_due_at").notNull().default(0),
+    /**
+     * The token of the one notify message allowed to make the next attempt: scheduling a retry bumps it and
+     * sends a message carrying the new value, so there is never more than one live notify message per job.
+     */
+    notifyDrive: integer("notify_drive").notNull().default(0),
 
     createdAt: createdAt(),
     startedAt: text("started_at"),

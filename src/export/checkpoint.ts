@@ -1,6 +1,7 @@
 import { and, asc, eq, inArray, lte, sql } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
 import { exportCarry, exportJobs, type ExportJob } from "../db/schema";
+import { DomainError } from "../errors";
 import type { UploadedPart } from "./r2_writer";
 
 /**
@@ -81,7 +82,9 @@ export async function loadCarry(db: DrizzleD1Database, job: ExportJob): Promise<
     carry.set(bytes, offset);
     offset += bytes.byteLength;
   }
-  if (offset !== job.carryBytes) throw new Error(`checkpoint of job ${job.id} is damaged: carry has ${offset} of ${job.carryBytes} bytes`);
+  if (offset !== job.carryBytes) {
+    throw new DomainError("CHECKPOINT_DAMAGED", `checkpoint of job ${job.id} is damaged: carry has ${offset} of ${job.carryBytes} bytes`);
+  }
   return carry;
 }
 
@@ -127,7 +130,7 @@ export async function saveCheckpoint(
       .prepare(
         `UPDATE export_jobs SET cursor = ?, processed_count = ?, bytes_written = ?, upload_id = ?, parts = ?,
            carry_bytes = ?, finalizing = ?, version = ?, lease_expires_at = ?,
-           drive = drive + ?, due_at = CASE WHEN ? THEN ? ELSE due_at END
+           drive = drive + ?, due_at = CASE WHEN ? THEN ? ELSE due_at END, slice_failures = 0
          WHERE id = ? AND version = ?`,
       )
       .bind(
@@ -242,4 +245,14 @@ export async function markRetryDue(db: DrizzleD1Database, jobId: string, dueAt: 
     .update(exportJobs)
     .set({ dueAt })
     .where(and(eq(exportJobs.id, jobId), inArray(exportJobs.state, ["queued", "running"])));
+}
+
+/** Counts a slice that failed with an error; returns the failures since the last checkpoint (0: job finished). */
+export async function recordSliceFailure(db: DrizzleD1Database, jobId: string): Promise<number> {
+  const [job] = await db
+    .update(exportJobs)
+    .set({ sliceFailures: sql`${exportJobs.sliceFailures} + 1` })
+    .where(and(eq(exportJobs.id, jobId), inArray(exportJobs.state, ["queued", "running"])))
+    .returning({ failures: exportJobs.sliceFailures });
+  return job?.failures ?? 0;
 }

@@ -1,10 +1,12 @@
-import { eq } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { loadConfig } from "../config";
 import { exportJobs, type ExportJob } from "../db/schema";
-import { exportRetryDelay } from "../notify/backoff";
+import { ApiError } from "../api/errors";
+import { describeForLog, DomainError } from "../errors";
+import { clampDelay, exportRetryDelay, notifyRetryDelay } from "../notify/backoff";
 import { deliverNotification, type NotifyDeps } from "../notify/deliver";
-import { failJob, LeaseLostError, markRetryDue } from "./checkpoint";
+import { failJob, LeaseLostError, markRetryDue, recordSliceFailure } from "./checkpoint";
 import { isExportMessage, type ExportMessage } from "./message";
 import { runExportSlice, type SliceDeps } from "./slice";
 
@@ -33,8 +35,7 @@ const errorText = (error: unknown) => (error instanceof Error ? error.message : 
  * (if it is still pending and no retry of it is scheduled).
  */
 export async function handleExportMessage(message: ExportMessage, attempts: number, deps: ConsumerDeps): Promise<QueueAction> {
-  if (message.kind === "notify") return notify(deps, message.jobId, "notify");
-
+  if (message.kind === "notify") return handleNotifyMessage(deps, message);
   try {
     const outcome = await runExportSlice(deps, message.jobId, message.drive);
     switch (outcome.kind) {
@@ -48,31 +49,54 @@ export async function handleExportMessage(message: ExportMessage, attempts: numb
         return { action: "retry", delaySeconds: Math.ceil(outcome.retryInMs / 1000) + 1 };
       case "continue":
         // At the back of the queue: other jobs' messages sent meanwhile run first.
-        await deps.env.EXPORT_QUEUE.send({ kind: "export", jobId: message.jobId, drive: outcome.drive } satisfies ExportMessage);
+        await sendMessage(deps, { kind: "export", jobId: message.jobId, drive: outcome.drive });
         return ACK;
       case "finished":
         // A retry of the notification is already scheduled: let it keep its backoff.
         if (outcome.job.notifyDueAt > deps.now()) return ACK;
-        return notifyJob(deps, outcome.job, "export");
+        return notifyJob(deps, outcome.job);
       case "complete":
         await deps.fault?.("before-notify");
-        return notifyJob(deps, outcome.job, "export");
+        return notifyJob(deps, outcome.job);
     }
   } catch (error) {
     if (error instanceof LeaseLostError) {
       console.warn(error.message);
       return ACK;
     }
-    console.error(`job ${message.jobId}: slice failed (attempt ${attempts}):`, error);
-    if (attempts < deps.config.EXPORT_MAX_ATTEMPTS) {
-      const delaySeconds = exportRetryDelay(attempts);
-      await markRetryDue(deps.db, message.jobId, deps.now() + delaySeconds * 1000);
-      return { action: "retry", delaySeconds };
-    }
-    const failed = await abandonJob(deps, message.jobId, `Export failed after ${attempts} attempts: ${errorText(error)}`);
-    return failed ? notifyJob(deps, failed, "export") : ACK;
+    return sliceFailed(deps, message.jobId, error);
   }
 }
+
+/**
+ * A slice threw. A permanent error (rules that cannot run, a damaged checkpoint) fails the job at once; any
+ * other is retried with backoff until EXPORT_MAX_ATTEMPTS slices in a row failed. Only failures count: a
+ * message that found the job busy, or a redelivery, does not. The user sees a category and a reference; the
+ * log has the details.
+ */
+async function sliceFailed(deps: ConsumerDeps, jobId: string, error: unknown): Promise<QueueAction> {
+  const reference = crypto.randomUUID();
+  const permanent = isPermanent(error);
+  const failures = await recordSliceFailure(deps.db, jobId);
+  console.error(`job ${jobId}: slice failed (${permanent ? "permanent" : `failure ${failures}`}, reference ${reference}): ${describeForLog(error)}`);
+  // The job finished before the slice failed (it died between completing and notifying): the redelivered
+  // message finds it finished and delivers the notification.
+  if (failures === 0) return { action: "retry", delaySeconds: exportRetryDelay(1) };
+  if (!permanent && failures < deps.config.EXPORT_MAX_ATTEMPTS) {
+    const delaySeconds = exportRetryDelay(failures);
+    await markRetryDue(deps.db, jobId, deps.now() + delaySeconds * 1000);
+    return { action: "retry", delaySeconds };
+  }
+  const reason = permanent
+    ? `The export cannot run: ${(error as Error).message}`
+    : `The export failed after ${failures} attempts (internal error, reference ${reference})`;
+  const failed = await abandonJob(deps, jobId, reason);
+  return failed ? notifyJob(deps, failed) : ACK;
+}
+
+/** Errors no retry can fix: the domain's permanent errors, and the API's own (the rule compiler's 422s). */
+const isPermanent = (error: unknown) =>
+  (error instanceof DomainError && !error.retryable) || error instanceof ApiError;
 
 /**
  * Fails an unfinished job (unless a slice holds a live lease on it) and aborts its upload. Returns the failed
@@ -93,24 +117,34 @@ async function abortUpload(env: Env, job: ExportJob) {
   }
 }
 
-async function notify(deps: ConsumerDeps, jobId: string, from: ExportMessage["kind"]): Promise<QueueAction> {
-  const job = await deps.db.select().from(exportJobs).where(eq(exportJobs.id, jobId)).get();
-  if (!job) return ACK;
-  return notifyJob(deps, job, from);
+/**
+ * A notify message: the next attempt at a finished job's notification, if the message carries the job's
+ * current notify drive (otherwise it is a stale copy). One that arrives before the attempt is due (a wait
+ * longer than the queue can delay a message) is put back for the rest of the wait.
+ */
+async function handleNotifyMessage(deps: ConsumerDeps, message: ExportMessage): Promise<QueueAction> {
+  const job = await deps.db.select().from(exportJobs).where(eq(exportJobs.id, message.jobId)).get();
+  if (!job || (job.state !== "complete" && job.state !== "failed")) return ACK;
+  if (job.notifyState !== "pending" || job.notifyDrive !== message.drive) return ACK;
+  const waitMs = job.notifyDueAt - deps.now();
+  if (waitMs > 1000) return { action: "retry", delaySeconds: clampDelay(Math.ceil(waitMs / 1000)) };
+  return notifyJob(deps, job);
 }
 
 /**
- * Delivers the notification of a finished job. A failed attempt is retried through the queue: a notify
- * message retries itself; an export message hands over to a new, delayed notify message.
+ * Makes an attempt at a finished job's notification. A failed attempt schedules the next one as a new
+ * message carrying the job's new notify drive: there is only ever one live notify message per job.
  */
-async function notifyJob(deps: ConsumerDeps, job: ExportJob, from: ExportMessage["kind"]): Promise<QueueAction> {
+async function notifyJob(deps: ConsumerDeps, job: ExportJob): Promise<QueueAction> {
   const outcome = await deliverNotification(deps, job);
-  if (outcome.action === "done") return ACK;
-  if (from === "notify") return outcome;
-  await deps.env.EXPORT_QUEUE.send({ kind: "notify", jobId: job.id } satisfies ExportMessage, {
-    delaySeconds: outcome.delaySeconds,
-  });
+  if (outcome.action === "retry") {
+    await sendMessage(deps, { kind: "notify", jobId: job.id, drive: outcome.drive }, outcome.delaySeconds);
+  }
   return ACK;
+}
+
+function sendMessage(deps: Pick<ConsumerDeps, "env">, message: ExportMessage, delaySeconds = 0) {
+  return deps.env.EXPORT_QUEUE.send(message, delaySeconds > 0 ? { delaySeconds: clampDelay(delaySeconds) } : undefined);
 }
 
 /** Applies a handler's decision to each message of a batch; drops (acks) a body that is not ours, after logging it. */
@@ -119,12 +153,19 @@ async function consumeEach(
   handle: (body: ExportMessage, attempts: number) => Promise<QueueAction>,
 ): Promise<void> {
   for (const message of batch.messages) {
-    if (!isExportMessage(message.body)) {
-      console.error("dropping a message that is not an export message:", JSON.stringify(message.body).slice(0, 200));
+    const body = message.body;
+    if (!isExportMessage(body)) {
+      console.error("dropping a message that is not an export message:", JSON.stringify(body).slice(0, 200));
       message.ack();
       continue;
     }
-    const action = await handle(message.body, message.attempts);
+    const action = await handle(body, message.attempts).catch((error: unknown): QueueAction => {
+      // Whatever throws (D1, R2, the queue, a bug), the message comes back on the schedule, never at once.
+      const reference = crypto.randomUUID();
+      console.error(`${body.kind} message for job ${body.jobId} failed (reference ${reference}): ${describeForLog(error)}`);
+      const delaySeconds = body.kind === "export" ? exportRetryDelay(message.attempts) : notifyRetryDelay(message.attempts);
+      return { action: "retry", delaySeconds };
+    });
     if (action.action === "ack") message.ack();
     else message.retry({ delaySeconds: action.delaySeconds });
   }
@@ -141,14 +182,23 @@ export function consumeDeadLetters(batch: MessageBatch<unknown>, deps: ConsumerD
 }
 
 /**
- * A message the queue gave up on: the job fails (if it had not finished) and the user is told. A dead export
- * message whose drive has moved on was a duplicate: the job's current message is alive, so it is left alone.
+ * A message the queue gave up on. A dead export message fails its job (if unfinished) and the user is told;
+ * a dead notify message marks the notification failed, which the status call shows. A dead message whose
+ * drive has moved on was a copy: the job's live message goes on, so it is left alone.
  */
 export async function handleDeadLetter(message: ExportMessage, deps: ConsumerDeps): Promise<QueueAction> {
-  if (message.kind === "export") {
-    const job = await deps.db.select({ drive: exportJobs.drive }).from(exportJobs).where(eq(exportJobs.id, message.jobId)).get();
-    if (!job || job.drive !== message.drive) return ACK;
+  const job = await deps.db.select().from(exportJobs).where(eq(exportJobs.id, message.jobId)).get();
+  if (!job) return ACK;
+  if (message.kind === "notify") {
+    if (job.notifyState !== "pending" || job.notifyDrive !== message.drive) return ACK;
+    await deps.db
+      .update(exportJobs)
+      .set({ notifyState: "failed", notifyError: "undeliverable: the queue gave up on it", notifyDueAt: 0 })
+      .where(and(eq(exportJobs.id, job.id), eq(exportJobs.notifyDrive, message.drive), eq(exportJobs.notifyState, "pending")));
+    console.error(`job ${job.id}: notification dead-lettered; marked failed`);
+    return ACK;
   }
+  if (job.drive !== message.drive) return ACK;
   const failed = await abandonJob(deps, message.jobId, "The export was abandoned after repeated failures");
-  return failed ? notifyJob(deps, failed, "export") : ACK;
+  return failed ? notifyJob(deps, failed) : ACK;
 }

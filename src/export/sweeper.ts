@@ -75,7 +75,7 @@ async function redriveExports(deps: SweepDeps, report: SweepReport) {
       );
       if (failed) {
         report.failed++;
-        await sendMessage(deps, { kind: "notify", jobId: job.id });
+        await sendMessage(deps, { kind: "notify", jobId: job.id, drive: failed.notifyDrive });
       }
       continue;
     }
@@ -101,7 +101,7 @@ async function redriveExports(deps: SweepDeps, report: SweepReport) {
 async function redriveNotifications(deps: SweepDeps, report: SweepReport) {
   const now = deps.now();
   const overdue = await deps.db
-    .select({ id: exportJobs.id, notifyDueAt: exportJobs.notifyDueAt })
+    .select({ id: exportJobs.id, notifyDueAt: exportJobs.notifyDueAt, notifyDrive: exportJobs.notifyDrive })
     .from(exportJobs)
     .where(
       and(
@@ -123,7 +123,7 @@ async function redriveNotifications(deps: SweepDeps, report: SweepReport) {
       .returning({ id: exportJobs.id });
     if (!taken) continue;
     console.warn(`sweeper: job ${job.id}'s notification had no live message; sending it again`);
-    await sendMessage(deps, { kind: "notify", jobId: job.id });
+    await sendMessage(deps, { kind: "notify", jobId: job.id, drive: job.notifyDrive });
     report.notifications++;
   }
 }

@@ -147,9 +147,9 @@ describe("the sweeper re-drives a job whose slice died", () => {
     }
     const job = await jobRow(jobId);
     expect(job).toMatchObject({ state: "failed", errorMessage: "The export was interrupted 3 times and has been stopped" });
-    expect(h.sent.map((m) => m.body)).toEqual([{ kind: "notify", jobId }]);
-    await handle(h, { kind: "notify", jobId });
-    await handle(h, { kind: "notify", jobId }); // delivered twice by the queue: told once
+    expect(h.sent.map((m) => m.body)).toEqual([{ kind: "notify", jobId, drive: 0 }]);
+    await handle(h, { kind: "notify", jobId, drive: 0 });
+    await handle(h, { kind: "notify", jobId, drive: 0 }); // delivered twice by the queue: told once
     expect(h.webhooks.map((w) => JSON.parse(w.body).type)).toEqual(["segment_export.failed"]);
   });
 
@@ -201,7 +201,7 @@ describe("the sweeper re-drives a notification whose message was lost", () => {
 
     h.clock.now += LOST_AFTER_MS + 1000;
     expect(await sweepStrandedJobs(h.deps)).toEqual({ redriven: 0, deaths: 0, failed: 0, notifications: 1 });
-    expect(h.sent.map((m) => m.body)).toEqual([{ kind: "notify", jobId }]);
+    expect(h.sent.map((m) => m.body)).toEqual([{ kind: "notify", jobId, drive: 0 }]);
     await handle(h, h.sent[0]!.body);
     expect(completedWebhooks(h)).toHaveLength(1);
     expect((await jobRow(jobId)).notifyState).toBe("delivered");

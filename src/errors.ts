@@ -1,0 +1,41 @@
+/**
+ * Errors of the domain (the rule compiler, the export engine), as opposed to the API's HTTP errors
+ * (src/api/errors.ts). Each says whether trying again could help: the export consumer fails a job at once on
+ * a permanent one, and retries a retryable one with backoff. The API edge maps them to the envelope.
+ */
+export const DOMAIN_ERROR_CODES = {
+  /** A segment's stored rules cannot run (unknown field, wrong operator, out-of-range value…). */
+  RULES_INVALID: { retryable: false },
+  /** The query would exceed a D1 limit (bound parameters, SQL length). */
+  QUERY_TOO_LARGE: { retryable: false },
+  /** A stored checkpoint cannot be resumed (it is damaged). */
+  CHECKPOINT_DAMAGED: { retryable: false },
+} as const;
+
+export type DomainErrorCode = keyof typeof DOMAIN_ERROR_CODES;
+
+export class DomainError extends Error {
+  readonly code: DomainErrorCode;
+  readonly retryable: boolean;
+
+  constructor(code: DomainErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "DomainError";
+    this.code = code;
+    this.retryable = DOMAIN_ERROR_CODES[code].retryable;
+  }
+}
+
+/**
+ * An error as it may be logged: its kind and message, without what must not reach a log. drizzle's query
+ * errors carry the whole SQL text and every bound parameter (subscriber data, tokens' hashes): only their
+ * cause, D1's own message, is kept.
+ */
+export function describeForLog(error: unknown): string {
+  if (!(error instanceof Error)) return String(error).slice(0, 500);
+  if (error.name === "DrizzleQueryError" || error.message.startsWith("Failed query:")) {
+    const cause = error.cause instanceof Error ? error.cause.message : "no cause given";
+    return `D1 query failed: ${cause.slice(0, 500)}`;
+  }
+  return `${error.name}: ${error.message.slice(0, 500)}`;
+}
