@@ -1,5 +1,5 @@
 import { env } from "cloudflare:workers";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { claimJob, loadCarry, saveCheckpoint } from "../../src/export/checkpoint";
 import type { FaultPoint } from "../../src/export/slice";
 import {
@@ -241,6 +241,8 @@ describe("at-least-once delivery", () => {
 });
 
 describe("export failure", () => {
+  afterEach(() => vi.restoreAllMocks());
+
   it("fails the job after EXPORT_MAX_ATTEMPTS failed slices and notifies the failure", async () => {
     const h = harness({ EXPORT_MAX_ATTEMPTS: 3 }, (point) => {
       if (point === "after-read") throw new Error("D1 is on fire");
@@ -257,5 +259,41 @@ describe("export failure", () => {
     expect(event.type).toBe("segment_export.failed");
     expect(event.data).toMatchObject({ jobid: jobId, status: "ERROR", errormessage: job.errorMessage });
   });
-});
 
+  it("aborts the multipart upload of a job that fails after parts were uploaded", async () => {
+    let sliceNumber = 0;
+    const h = harness({ EXPORT_MAX_ATTEMPTS: 2, EXPORT_SLICE_MAX_PAGES: 6 }, (point) => {
+      // The first slice runs (and uploads parts); every later one fails.
+      if (point === "after-read" && sliceNumber > 1) throw new Error("R2 is on fire");
+    });
+    const jobId = await createJob(h, account, request());
+    sliceNumber = 1;
+    await handle(h, { kind: "export", jobId, drive: 0 });
+    const midway = await jobRow(jobId);
+    expect(midway.uploadId).not.toBeNull();
+    expect(midway.parts.length).toBeGreaterThan(0);
+    sliceNumber = 2;
+    h.sent.length = 0;
+    await runToEnd(h, jobId);
+    expect((await jobRow(jobId)).state).toBe("failed");
+    // The upload is gone: no part can be added to it any more.
+    const upload = env.EXPORTS.resumeMultipartUpload(midway.objectKey, midway.uploadId!);
+    await expect(upload.uploadPart(99, "x")).rejects.toThrow();
+    expect(await env.EXPORTS.head(midway.objectKey)).toBeNull();
+  });
+
+  it("fails at once, without retries, when the job's checkpoint is damaged (a permanent error)", async () => {
+    const h = harness({ EXPORT_MAX_ATTEMPTS: 5, EXPORT_SLICE_MAX_PAGES: 2 });
+    const jobId = await createJob(h, account, request());
+    await handle(h, { kind: "export", jobId, drive: 0 });
+    // The carried bytes no longer match what the checkpoint says.
+    await env.DB.prepare("UPDATE export_jobs SET carry_bytes = carry_bytes + 1 WHERE id = ?").bind(jobId).run();
+    h.sent.length = 0;
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    expect(await handle(h, { kind: "export", jobId, drive: 1 })).toEqual({ action: "ack" });
+    const job = await jobRow(jobId);
+    expect(job.state).toBe("failed");
+    expect(job.errorMessage).toMatch(/^The export cannot run: checkpoint of job .* is damaged/);
+    expect(h.webhooks.map((w) => JSON.parse(w.body).type)).toEqual(["segment_export.failed"]);
+  });
+});
