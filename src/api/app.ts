@@ -7,7 +7,8 @@ import { downloadRoute } from "../download/route";
 import { METHODS } from "../methods";
 import { authenticate } from "./auth";
 import { findMethod } from "./dispatch";
-import { errorBody, parseOrThrow, requestEnvelope, success } from "./envelope";
+import { errorBody, MAX_ERROR_MESSAGE_LENGTH, parseOrThrow, requestEnvelope, success, truncate } from "./envelope";
+import { describeForLog, DomainError } from "../errors";
 import { ApiError } from "./errors";
 import { enforceRateLimit } from "./rate_limit";
 
@@ -32,19 +33,20 @@ export function createApp() {
       try {
         body = JSON.parse(text);
       } catch (error) {
-        const reason = error instanceof SyntaxError ? error.message : "not JSON";
+        const reason = error instanceof SyntaxError ? truncate(error.message, 200) : "not JSON";
         throw new ApiError("BAD_REQUEST", `The request body is not valid JSON: ${reason}`);
       }
       if (typeof body !== "object" || body === null || Array.isArray(body)) {
         throw new ApiError("BAD_REQUEST", "The request body must be a JSON object with username, usertoken, requesttype, requestmethod and details");
       }
       const envelope = parseOrThrow(requestEnvelope, body);
-      const method = findMethod(METHODS, envelope.requesttype, envelope.requestmethod);
       const config = loadConfig(c.env);
       const db = drizzle(c.env.DB);
+      // Credentials first: a caller without them learns nothing, not even which methods exist.
       const account = await authenticate(db, envelope.username, envelope.usertoken);
       // After authentication, so that only the account itself can spend its quota; before anything else runs.
       await enforceRateLimit(c.env.ACCOUNT_RATE_LIMITER, config, account);
+      const method = findMethod(METHODS, envelope.requesttype, envelope.requestmethod);
       const details = parseOrThrow(method.details, envelope.details ?? {}, "details");
       const data = await method.handle({ env: c.env, config, db, account }, details);
       return success(c, data);
@@ -61,13 +63,19 @@ export function createApp() {
 
   // The one place errors become responses: every failure leaves as Pinpointe's ERROR envelope.
   app.onError((error, c) => {
+    // Messages echo client values cut to 100 characters (quote in ./envelope); this is the backstop for any
+    // message that still comes out long.
     if (error instanceof ApiError) {
       if (error.retryAfterSeconds !== undefined) c.header("Retry-After", String(error.retryAfterSeconds));
-      return c.json(errorBody(error.message), error.status);
+      return c.json(errorBody(truncate(error.message, MAX_ERROR_MESSAGE_LENGTH)), error.status);
     }
-    if (error instanceof HTTPException) return c.json(errorBody(error.message || "Request failed"), error.status);
+    if (error instanceof HTTPException) {
+      return c.json(errorBody(truncate(error.message || "Request failed", MAX_ERROR_MESSAGE_LENGTH)), error.status);
+    }
+    // Domain errors are the client's to fix (rules that cannot run, a query over D1's limits).
+    if (error instanceof DomainError) return c.json(errorBody(truncate(error.message, MAX_ERROR_MESSAGE_LENGTH)), 422);
     const reference = crypto.randomUUID();
-    console.error(`unhandled error ${reference}`, error);
+    console.error(`unhandled error ${reference}: ${describeForLog(error)}`);
     return c.json(errorBody(`Internal error (reference ${reference})`), 500);
   });
 

@@ -2,7 +2,6 @@ import { and, eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { loadConfig } from "../config";
 import { exportJobs, type ExportJob } from "../db/schema";
-import { ApiError } from "../api/errors";
 import { describeForLog, DomainError } from "../errors";
 import { clampDelay, exportRetryDelay, notifyRetryDelay } from "../notify/backoff";
 import { deliverNotification, type NotifyDeps } from "../notify/deliver";
@@ -94,9 +93,8 @@ async function sliceFailed(deps: ConsumerDeps, jobId: string, error: unknown): P
   return failed ? notifyJob(deps, failed) : ACK;
 }
 
-/** Errors no retry can fix: the domain's permanent errors, and the API's own (the rule compiler's 422s). */
-const isPermanent = (error: unknown) =>
-  (error instanceof DomainError && !error.retryable) || error instanceof ApiError;
+/** Errors no retry can fix: the domain's permanent ones (rules that cannot run, a damaged checkpoint). */
+const isPermanent = (error: unknown) => error instanceof DomainError && !error.retryable;
 
 /**
  * Fails an unfinished job (unless a slice holds a live lease on it) and aborts its upload. Returns the failed

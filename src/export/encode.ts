@@ -21,16 +21,36 @@ const jsonEncoder: Encoder = {
   tail: (count) => `],"count":${count}}}}`,
 };
 
-// Cells a spreadsheet would read as a formula (OWASP: = + - @ tab CR) get a leading apostrophe.
-const FORMULA_START = /^[=+\-@\t\r]/;
+/**
+ * Formula injection (OWASP "CSV Injection"). A spreadsheet may run a cell as a formula when, after any leading
+ * whitespace, it starts with = + - @ (also | and %, which some spreadsheets treat as DDE or operators, and
+ * their full-width forms ＝ ＋ － ＠, which some convert on input); a tab or CR in the leading run can also
+ * start one. Such a cell gets a leading apostrophe, which spreadsheets show as text and do not display.
+ *
+ * A plain number is left as it is: an optional "-", digits, and optional decimals ("-12.5"), and any
+ * JSON number. Decided cases: "+1" is prefixed (a "+" only ever starts a formula, and the apostrophe keeps a
+ * phone number "+1 415…" as text); "1e5" and " 12" need nothing (they start with a digit or a space and a
+ * digit); "-1e5" and "-.5" are prefixed (not plain numbers in the sense above).
+ */
+const LEADING_RUN = /^[\s\u200b\ufeff]*/;
+const FORMULA_TRIGGER = /^[=+\-@|%\uff1d\uff0b\uff0d\uff20]/;
+const TAB_OR_CR = /[\t\r]/;
 const PLAIN_NUMBER = /^-?\d+(\.\d+)?$/;
 const NEEDS_QUOTES = /[",\r\n]/;
+
+/** Whether a text cell could run as a formula in a spreadsheet (see above). */
+export function isFormulaLike(text: string): boolean {
+  const run = LEADING_RUN.exec(text)![0];
+  if (TAB_OR_CR.test(run)) return true;
+  const rest = text.slice(run.length);
+  return FORMULA_TRIGGER.test(rest) && !PLAIN_NUMBER.test(rest);
+}
 
 /** One CSV cell per RFC 4180, safe from spreadsheet formula injection. */
 export function csvCell(value: unknown): string {
   if (value === null || value === undefined) return "";
   let text = Array.isArray(value) ? value.join("; ") : String(value);
-  if (FORMULA_START.test(text) && !(typeof value === "number" || PLAIN_NUMBER.test(text))) text = `'${text}`;
+  if (typeof value !== "number" && isFormulaLike(text)) text = `'${text}`;
   return NEEDS_QUOTES.test(text) || text !== text.trim() ? `"${text.replace(/"/g, '""')}"` : text;
 }
 

@@ -1,10 +1,13 @@
 import { sql, type SQL } from "drizzle-orm";
 import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
-import { ApiError } from "../api/errors";
+import { MAX_ECHO_LENGTH, truncate } from "../api/envelope";
+import { describeForLog, DomainError } from "../errors";
 import type { CustomFieldType } from "../db/schema";
 import {
   isGroup,
   OPERATORS_BY_KIND,
+  RULE_LIMITS,
+  segmentLabel,
   statusValue,
   type Condition,
   type Operator,
@@ -13,6 +16,9 @@ import {
 
 /** D1 refuses a statement with more than 100 bound parameters. */
 export const D1_MAX_BOUND_PARAMETERS = 100;
+
+/** D1 refuses a statement longer than 100,000 bytes of SQL. */
+export const D1_MAX_SQL_BYTES = 100_000;
 
 export interface CompileContext {
   /** The account's custom fields by id; a condition on any other field is refused. */
@@ -33,14 +39,25 @@ const dialect = new SQLiteAsyncDialect();
 /** How many parameters a fragment binds. */
 export const countParameters = (fragment: SQL): number => dialect.sqlToQuery(fragment).params.length;
 
-/** Throws a clear error when a statement would exceed D1's bound-parameter limit. */
+const encoder = new TextEncoder();
+
+/** Throws a clear error when a statement would exceed D1's bound-parameter limit or its length limit. */
 export function assertParameterBudget(fragment: SQL, what: string): void {
-  const count = countParameters(fragment);
+  const query = dialect.sqlToQuery(fragment);
+  const count = query.params.length;
   if (count > D1_MAX_BOUND_PARAMETERS) {
-    throw new ApiError(
-      "UNPROCESSABLE",
+    throw new DomainError(
+      "QUERY_TOO_LARGE",
       `${what} needs ${count} bound parameters; D1 allows ${D1_MAX_BOUND_PARAMETERS} per statement. ` +
         "Use fewer segments, fewer custom fields, or simpler segment rules.",
+    );
+  }
+  const bytes = encoder.encode(query.sql).length;
+  if (bytes > D1_MAX_SQL_BYTES) {
+    throw new DomainError(
+      "QUERY_TOO_LARGE",
+      `${what} needs ${bytes} bytes of SQL; D1 allows ${D1_MAX_SQL_BYTES} per statement. ` +
+        "Use fewer segments or simpler segment rules.",
     );
   }
 }
@@ -50,7 +67,18 @@ export function assertParameterBudget(fragment: SQL, what: string): void {
  * Every user value is bound; the only text spliced into the SQL is fixed by this file.
  */
 export function compileRules(tree: RuleGroup, context: CompileContext): SQL {
-  return compileGroup(tree, context, "rules");
+  try {
+    return compileGroup(tree, context, "rules");
+  } catch (error) {
+    if (error instanceof DomainError) throw error;
+    // The contract of this file: rules that cannot compile throw DomainError RULES_INVALID, never a RangeError or
+    // TypeError (src/segments/counts.ts stores the message; an export is refused with a 422). Values are
+    // bounded by RULE_LIMITS, so this is a backstop for a tree the checks missed.
+    console.error(`segment ${JSON.stringify(context.segmentName)}: rules failed to compile: ${describeForLog(error)}`);
+    throw new DomainError("RULES_INVALID", `Segment ${segmentLabel(context.segmentName)} has rules that cannot run`, {
+      cause: error,
+    });
+  }
 }
 
 function compileGroup(group: RuleGroup, context: CompileContext, where: string): SQL {
@@ -67,9 +95,9 @@ function compileGroup(group: RuleGroup, context: CompileContext, where: string):
   }
 }
 
-class RuleError extends ApiError {
+class RuleError extends DomainError {
   constructor(context: CompileContext, where: string, message: string) {
-    super("UNPROCESSABLE", `Segment "${context.segmentName}" ${where}: ${message}`);
+    super("RULES_INVALID", `Segment ${segmentLabel(context.segmentName)} ${where}: ${message}`);
   }
 }
 
@@ -106,7 +134,7 @@ function compileCondition(condition: Condition, context: CompileContext, where: 
         condition.operator,
         values().map((v) => {
           const parsed = statusValue.safeParse(v);
-          return parsed.success ? parsed.data : fail(`"${v}" is not a status (active, inactive, bounced, unsubscribed)`);
+          return parsed.success ? parsed.data : fail(`${shown(v)} is not a status (active, inactive, bounced, unsubscribed)`);
         }),
       );
     case "tag":
@@ -119,6 +147,9 @@ function compileCondition(condition: Condition, context: CompileContext, where: 
       return compileDate(column, condition.operator, values, single, context.now, fail);
   }
 }
+
+/** A rule's value as a message shows it: quoted, cut to 100 characters. */
+const shown = (value: string | number): string => `"${truncate(String(value), MAX_ECHO_LENGTH)}"`;
 
 function describeField(condition: Condition): string {
   return condition.field === "customfield" ? `custom field ${condition.fieldid}` : `field "${condition.field}"`;
@@ -155,7 +186,7 @@ export const customFieldValue = (fieldId: number): SQL => sql`(s.custom_fields -
 
 const toId = (value: string | number, fail: (message: string) => never): number => {
   const n = typeof value === "number" ? value : Number(value);
-  return Number.isSafeInteger(n) && n > 0 ? n : fail(`"${value}" is not an id`);
+  return Number.isSafeInteger(n) && n > 0 ? n : fail(`${shown(value)} is not an id`);
 };
 
 function compileIdMembership(column: SQL, operator: Operator, values: Array<string | number>): SQL {
@@ -231,7 +262,7 @@ function compileNumber(
   const numbers = () =>
     values().map((v) => {
       const n = typeof v === "number" ? v : Number(v);
-      return typeof v === "string" && v.trim() === "" ? fail("a number is required") : Number.isFinite(n) ? n : fail(`"${v}" is not a number`);
+      return typeof v === "string" && v.trim() === "" ? fail("a number is required") : Number.isFinite(n) ? n : fail(`${shown(v)} is not a number`);
     });
   const present = sql`coalesce(${column}, '') <> ''`;
   const numeric = sql`CAST(${column} AS REAL)`;
@@ -276,12 +307,12 @@ const isDay = (text: string) => {
 function dateRange(value: string | number, fail: (message: string) => never): { first: string; last: string } {
   const text = String(value).trim();
   if (DATE_ONLY.test(text)) {
-    if (!isDay(text)) fail(`"${text}" is not a date`);
+    if (!isDay(text)) fail(`${shown(text)} is not a date`);
     return { first: text, last: `${text}T23:59:59Z` };
   }
   const dateTime = DATE_TIME.exec(text);
   const ms = dateTime && isDay(dateTime[1]!) ? Date.parse(text) : NaN;
-  if (Number.isNaN(ms)) return fail(`"${text}" is not a date (use YYYY-MM-DD or an ISO 8601 date-time)`);
+  if (Number.isNaN(ms)) return fail(`${shown(text)} is not a date (use YYYY-MM-DD or an ISO 8601 date-time)`);
   const iso = new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
   return { first: iso, last: iso };
 }
@@ -324,7 +355,9 @@ function compileDate(
     }
     default: {
       const days = Number(single());
-      if (!Number.isInteger(days) || days < 0) return fail(`"within_last_days" needs a whole number of days`);
+      if (!Number.isInteger(days) || days < 0 || days > RULE_LIMITS.withinLastDays) {
+        return fail(`"within_last_days" needs a whole number of days from 0 to ${RULE_LIMITS.withinLastDays}`);
+      }
       // Whole days: "within the last 7 days" includes all of the day 7 days ago.
       const cutoff = new Date(now.getTime() - days * DAY_MS).toISOString().slice(0, 10);
       return sql`(${present} AND ${column} >= ${cutoff})`;

@@ -1,6 +1,6 @@
 import { and, asc, eq, gt, lte, or, type SQL } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
-import { ApiError } from "../api/errors";
+import { DomainError } from "../errors";
 import { segments, type CustomFieldType, type Segment } from "../db/schema";
 import { countQuery, loadCustomFieldTypes, matchPredicate } from "../export/query";
 import { segmentRules } from "./rules";
@@ -28,7 +28,7 @@ type CountableSegment = Pick<Segment, "id" | "accountId" | "name" | "rules">;
 
 /**
  * Counts one segment as of `now` (ms since the epoch; "within the last N days" rules are measured from it)
- * and stores the result on the segment row. A segment whose rules cannot compile (an ApiError from the rule
+ * and stores the result on the segment row. A segment whose rules cannot compile (a DomainError from the rule
  * compiler, or a statement over D1's parameter limit) is stored with a null count and the error message;
  * any other error (D1 failing, say) propagates and nothing is stored.
  *
@@ -67,7 +67,7 @@ async function takeCount(
     query = countQuery(segment.accountId, predicate);
   } catch (error) {
     // Rules that cannot run are the segment's state, not a failure of the caller.
-    if (!(error instanceof ApiError)) throw error;
+    if (!(error instanceof DomainError)) throw error;
     return { contacts: null, countedAt: now, error: error.message };
   }
   const [[count] = [0]] = await db.values<[number]>(query);

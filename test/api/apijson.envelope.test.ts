@@ -100,6 +100,21 @@ describe("POST /apijson.php: method dispatch", () => {
     );
   });
 
+  it("echoes an unknown name cut to 100 characters", async () => {
+    const name = `Get${"X".repeat(97)}`;
+    expectError(
+      await callApi(request(account, "Segments", name)),
+      400,
+      `Unknown requestmethod "${name.slice(0, 98)}… for requesttype Segments. ` +
+        "Known methods: GetSegments, GetSegmentSubscribersAsync, GetSegmentSubscribersAsyncStatus",
+    );
+    expectError(
+      await callApi(request(account, `"quoted" ${"T".repeat(91)}`, "x")),
+      400,
+      `Unknown requesttype "\\"quoted\\" ${"T".repeat(87)}…. Known request types: Authentication, Segments`,
+    );
+  });
+
   it("does not find a method under another requesttype", async () => {
     expectError(
       await callApi(request(account, "Authentication", "GetSegments")),
@@ -165,6 +180,23 @@ describe("POST /apijson.php: malformed requests", () => {
 
   it.each(["username", "usertoken", "requesttype", "requestmethod"])("rejects an empty %s, naming it", async (field) => {
     expectError(await callApi(envelope({ [field]: "" })), 400, `${field}: must not be empty`);
+  });
+
+  it.each([
+    ["username", 200],
+    ["usertoken", 200],
+    ["requesttype", 100],
+    ["requestmethod", 100],
+  ])("rejects a %s over %i characters, giving the length and not the value", async (field, max) => {
+    expectError(await callApi(envelope({ [field]: "x".repeat(max + 1) })), 400, `${field}: must be at most ${max} characters (got ${max + 1})`);
+  });
+
+  it("answers a 900 KB requestmethod with a short message", async () => {
+    expectError(
+      await callApi(envelope({ requestmethod: "A".repeat(900_000) })),
+      400,
+      "requestmethod: must be at most 100 characters (got 900000)",
+    );
   });
 
   it("rejects a blank username (spaces only)", async () => {

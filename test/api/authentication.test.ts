@@ -67,6 +67,30 @@ describe("Authentication / APITest", () => {
   });
 });
 
+describe("authentication comes before the method is looked up", () => {
+  it.each([
+    ["an unknown requestmethod", "Segments", "GetLists"],
+    ["an unknown requesttype", "Lists", "GetLists"],
+    ["a requesttype shorter than three letters", "se", "GetSegments"],
+  ])("bad credentials with %s get 401, not the list of methods", async (_, requesttype, requestmethod) => {
+    expectError(
+      await callApi(request({ username: account.username, usertoken: "wrong" }, requesttype, requestmethod)),
+      401,
+      INVALID,
+    );
+    expectError(await callApi(request({ username: "no-such-user", usertoken: "wrong" }, requesttype, requestmethod)), 401, INVALID);
+  });
+
+  it("valid credentials with an unknown method get 400 with the list", async () => {
+    expectError(
+      await callApi(request(account, "Segments", "GetLists")),
+      400,
+      'Unknown requestmethod "GetLists" for requesttype Segments. ' +
+        "Known methods: GetSegments, GetSegmentSubscribersAsync, GetSegmentSubscribersAsyncStatus",
+    );
+  });
+});
+
 describe("credentials at rest", () => {
   it("stores tokens only as a salted SHA-256 hash", async () => {
     const row = await db().select().from(accounts).where(eq(accounts.id, account.id)).get();

@@ -45,14 +45,75 @@ describe("CSV cells (RFC 4180)", () => {
 });
 
 describe("CSV cells are safe from spreadsheet formula injection", () => {
-  it.each(["=1+1", "+1+1", "-1+1", "@SUM(A1)", "\tcmd", "=HYPERLINK(\"http://x\")"])("prefixes %j with an apostrophe", (value) => {
-    const cell = csvCell(value);
-    expect(cell.replace(/^"/, "").startsWith("'")).toBe(true);
+  it.each([
+    ["=1+1", "'=1+1"],
+    ["+1+1", "'+1+1"],
+    ["-1+1", "'-1+1"],
+    ["@SUM(A1)", "'@SUM(A1)"],
+    ["|calc", "'|calc"],
+    ["%0A", "'%0A"],
+    ['=HYPERLINK("http://x")', `"'=HYPERLINK(""http://x"")"`],
+  ])("prefixes %j, which starts with a formula character, with an apostrophe", (value, cell) => {
+    expect(csvCell(value)).toBe(cell);
   });
 
-  it("keeps negative numbers as numbers", () => {
-    expect(csvCell(-5)).toBe("-5");
-    expect(csvCell("-12.5")).toBe("-12.5");
+  it.each([
+    ["＝1+1", "'＝1+1"],
+    ["＋1+1", "'＋1+1"],
+    ["－1+1", "'－1+1"],
+    ["＠SUM(A1)", "'＠SUM(A1)"],
+  ])("prefixes the full-width form %j", (value, cell) => {
+    expect(csvCell(value)).toBe(cell);
+  });
+
+  it.each([
+    [" =1+1", "' =1+1"],
+    ["   @cmd", "'   @cmd"],
+    ["\n=1+1", `"'\n=1+1"`],
+    ["\r\n+1+1", `"'\r\n+1+1"`],
+    ["\u00a0=1+1", "'\u00a0=1+1"],
+    ["\u3000＝1+1", "'\u3000＝1+1"],
+  ])("tests the value after its leading whitespace and line breaks: %j", (value, cell) => {
+    expect(csvCell(value)).toBe(cell);
+  });
+
+  it.each([
+    ["\tcmd", "'\tcmd"],
+    ["\t12", "'\t12"],
+    ["\rcmd", `"'\rcmd"`],
+    [" \tplain", "' \tplain"],
+    ["\n \r text", `"'\n \r text"`],
+  ])("prefixes a value with a tab or CR anywhere in its leading run: %j", (value, cell) => {
+    expect(csvCell(value)).toBe(cell);
+  });
+
+  it.each([
+    ["-12.5", "-12.5"],
+    ["-5", "-5"],
+    ["0.75", "0.75"],
+    ["1e5", "1e5"],
+    [" 12", '" 12"'],
+    [" -12", '" -12"'],
+  ])("keeps the plain number %j as it is", (value, cell) => {
+    expect(csvCell(value)).toBe(cell);
+  });
+
+  it.each([-5, -12.5, 0, 1e21])("keeps the JSON number %j as it is", (value) => {
+    expect(csvCell(value)).toBe(String(value));
+  });
+
+  it.each([
+    ["+1", "'+1"],
+    ["+1 415 555 0100", "'+1 415 555 0100"],
+    ["-1e5", "'-1e5"],
+    ["-.5", "'-.5"],
+    ["-", "'-"],
+  ])("prefixes %j: a leading + or - that is not a plain number", (value, cell) => {
+    expect(csvCell(value)).toBe(cell);
+  });
+
+  it.each(["a=b", "x+y", "name@example.com", "50%", "a|b"])("leaves %j alone: the character is not leading", (value) => {
+    expect(csvCell(value)).toBe(value);
   });
 
   it("still quotes a neutralised formula that holds a comma", () => {

@@ -1,5 +1,5 @@
 /**
- * Rule trees that cannot be compiled: each is refused with ApiError UNPROCESSABLE and a message that names
+ * Rule trees that cannot be compiled: each is refused with DomainError RULES_INVALID and a message that names
  * the segment and the rule's path. And statements over D1's 100 bound parameters are refused up front.
  */
 import { sql } from "drizzle-orm";
@@ -10,7 +10,7 @@ import type { ExportSpec } from "../../src/export/spec";
 import { countParameters } from "../../src/segments/compile";
 import { CONDITION_FIELDS, OPERATORS, OPERATORS_BY_KIND, type Condition, type RuleGroup } from "../../src/segments/rules";
 import { addSubscriber, createField, db } from "../fixtures";
-import { apiErrorOf, compile, compileError, emailsMatching, NOW, refreshFields, ruleAccount, type RuleAccount } from "./helpers";
+import { domainErrorOf, compile, compileError, emailsMatching, NOW, refreshFields, ruleAccount, type RuleAccount } from "./helpers";
 
 let account: RuleAccount;
 let company: number;
@@ -29,7 +29,7 @@ const one = (condition: Condition): RuleGroup => ({ match: "all", rules: [condit
 
 /** The error of a one-condition tree in segment "Test". */
 const errorOf = (condition: Condition) => compileError(account, one(condition));
-const refused = (message: string) => ({ code: "UNPROCESSABLE", message: `Segment "Test" rules[0]: ${message}` });
+const refused = (message: string) => ({ code: "RULES_INVALID", message: `Segment "Test" rules[0]: ${message}` });
 
 describe("operators that do not apply to the field", () => {
   it("contains on status is refused, listing the operators that apply", () => {
@@ -148,12 +148,34 @@ describe("values that do not fit the operator or the field", () => {
     }
   });
 
-  it("within_last_days refuses a negative or fractional count", () => {
-    for (const value of [-1, 1.5, "a week"]) {
+  it.each([-1, 1.5, "a week", 36_501, 1e12, "1e12", Number.MAX_SAFE_INTEGER])(
+    "within_last_days refuses %j: a count that is negative, fractional, or over 100 years",
+    (value) => {
       expect(errorOf({ field: "subscribedate", operator: "within_last_days", value })).toEqual(
-        refused(`"within_last_days" needs a whole number of days`),
+        refused(`"within_last_days" needs a whole number of days from 0 to 36500`),
       );
+    },
+  );
+
+  it("within_last_days accepts 0 and 36500 days", () => {
+    for (const value of [0, 36_500, "36500"]) {
+      expect(() => compile(account, one({ field: "subscribedate", operator: "within_last_days", value })), String(value)).not.toThrow();
     }
+  });
+
+  it("echoes a long value cut to 100 characters", () => {
+    const value = `${"9".repeat(20)}x${"y".repeat(500)}`;
+    expect(errorOf({ field: "customfield", fieldid: score, operator: "equals", value })).toEqual(
+      refused(`"${value.slice(0, 99)}…" is not a number`),
+    );
+  });
+
+  it("cuts a long segment name to 100 characters", () => {
+    const name = "N".repeat(300);
+    expect(compileError(account, one({ field: "status", operator: "equals", value: "gone" }), name)).toEqual({
+      code: "RULES_INVALID",
+      message: `Segment "${"N".repeat(99)}…" rules[0]: "gone" is not a status (active, inactive, bounced, unsubscribed)`,
+    });
   });
 
   it("a status that does not exist is refused, listing the statuses", () => {
@@ -178,7 +200,7 @@ describe("where the error points", () => {
       ],
     });
     expect(error).toEqual({
-      code: "UNPROCESSABLE",
+      code: "RULES_INVALID",
       message: `Segment "Test" rules[1][1]: operator "contains" does not apply to field "status"; use one of equals, not_equals, in`,
     });
   });
@@ -186,10 +208,31 @@ describe("where the error points", () => {
   it("names the segment whose rules fail when several segments are combined", () => {
     const good = { id: 1, name: "Good", rules: { match: "all", rules: [] } as RuleGroup };
     const bad = { id: 2, name: "Lapsed VIPs", rules: one({ field: "customfield", operator: "is_empty" }) };
-    expect(apiErrorOf(() => matchPredicate([good, bad], "any", NOW, account.fieldTypes))).toEqual({
-      code: "UNPROCESSABLE",
+    expect(domainErrorOf(() => matchPredicate([good, bad], "any", NOW, account.fieldTypes))).toEqual({
+      code: "RULES_INVALID",
       message: `Segment "Lapsed VIPs" rules[0]: a customfield condition needs "fieldid"`,
     });
+  });
+});
+
+describe("D1's limit of 100,000 bytes of SQL", () => {
+  it("refuses an export whose statement would be longer, before it reaches D1", () => {
+    // 50 segments of 100 parameterless rules: few parameters, but some 450 KB of SQL.
+    const hundredRules: RuleGroup = { match: "any", rules: Array.from({ length: 100 }, () => ({ field: "tag", operator: "is_empty" }) as Condition) };
+    const spec: ExportSpec = {
+      segmentIds: Array.from({ length: 50 }, (_, i) => i + 1),
+      segments: Array.from({ length: 50 }, (_, i) => ({ id: i + 1, name: `S${i}`, rules: hundredRules })),
+      status: "any",
+      includeMembership: false,
+      customFields: [],
+      format: "json",
+      requestedAt: NOW.toISOString(),
+    };
+    const error = domainErrorOf(() => pageQuery(spec, account.id, account.fieldTypes));
+    expect(error.code).toBe("QUERY_TOO_LARGE");
+    expect(error.message).toMatch(
+      /^This export needs \d{6} bytes of SQL; D1 allows 100000 per statement\. Use fewer segments or simpler segment rules\.$/,
+    );
   });
 });
 
@@ -200,8 +243,8 @@ describe("D1's limit of 100 bound parameters", () => {
   it("refuses to count a segment whose query would bind more than 100 parameters", () => {
     const predicate = compile(account, emailIn(150));
     expect(countParameters(predicate)).toBe(150);
-    expect(apiErrorOf(() => countQuery(account.id, predicate))).toEqual({
-      code: "UNPROCESSABLE",
+    expect(domainErrorOf(() => countQuery(account.id, predicate))).toEqual({
+      code: "QUERY_TOO_LARGE",
       message:
         "Counting this segment needs 151 bound parameters; D1 allows 100 per statement. " +
         "Use fewer segments, fewer custom fields, or simpler segment rules.",
@@ -230,8 +273,8 @@ describe("D1's limit of 100 bound parameters", () => {
       requestedAt: NOW.toISOString(),
     };
     // 120 emails, the status, and the field names, account id, cursor and limit of the page query.
-    expect(apiErrorOf(() => pageQuery(spec, account.id, account.fieldTypes))).toEqual({
-      code: "UNPROCESSABLE",
+    expect(domainErrorOf(() => pageQuery(spec, account.id, account.fieldTypes))).toEqual({
+      code: "QUERY_TOO_LARGE",
       message:
         "This export needs 125 bound parameters; D1 allows 100 per statement. " +
         "Use fewer segments, fewer custom fields, or simpler segment rules.",
@@ -240,8 +283,12 @@ describe("D1's limit of 100 bound parameters", () => {
 
   it("the limit is D1's own: a statement with 101 parameters fails when run", async () => {
     const predicate = compile(account, emailIn(100));
-    await expect(
-      db().values(sql`SELECT count(*) FROM subscribers s WHERE s.account_id = ${account.id} AND ${predicate}`),
-    ).rejects.toThrow();
+    const failure = await db()
+      .values(sql`SELECT count(*) FROM subscribers s WHERE s.account_id = ${account.id} AND ${predicate}`)
+      .then(
+        () => "no error",
+        (error: Error) => `${error.message} ${String(error.cause)}`,
+      );
+    expect(failure).toMatch(/too many SQL variables/);
   });
 });

@@ -1,7 +1,7 @@
 /** Helpers for the segment rule tests: compile a rule tree for a test account and run it on the real D1. */
 import { sql, type SQL } from "drizzle-orm";
 import { expect } from "vitest";
-import { ApiError } from "../../src/api/errors";
+import { DomainError } from "../../src/errors";
 import type { CustomFieldType } from "../../src/db/schema";
 import { loadCustomFieldTypes } from "../../src/export/query";
 import { compileRules } from "../../src/segments/compile";
@@ -50,17 +50,17 @@ export const emailsWhere = (account: RuleAccount, condition: Condition) =>
 /** Sorted copy, to compare with `emailsMatching`. */
 export const sorted = (emails: string[]) => [...emails].sort();
 
-/** The code and message of the ApiError a function throws; fails the test if it throws none. */
-export function apiErrorOf(fn: () => unknown): { code: string; message: string } {
+/** The code and message of the DomainError a function throws; fails the test if it throws none. */
+export function domainErrorOf(fn: () => unknown): { code: string; message: string } {
   try {
     fn();
   } catch (error) {
-    expect(error).toBeInstanceOf(ApiError);
-    return { code: (error as ApiError).code, message: (error as ApiError).message };
+    expect(error).toBeInstanceOf(DomainError);
+    return { code: (error as DomainError).code, message: (error as DomainError).message };
   }
-  throw new Error("expected an ApiError");
+  throw new Error("expected a DomainError");
 }
 
-/** The code and message of the ApiError compiling a tree throws. */
+/** The code and message of the DomainError compiling a tree throws. */
 export const compileError = (account: Pick<RuleAccount, "fieldTypes">, tree: RuleGroup, segmentName = "Test") =>
-  apiErrorOf(() => compile(account, tree, segmentName));
+  domainErrorOf(() => compile(account, tree, segmentName));
