@@ -1,5 +1,6 @@
 import type { Config } from "../config";
 import type { Account } from "../db/schema";
+import { describeForLog } from "../errors";
 import { ApiError } from "./errors";
 
 /**
@@ -24,7 +25,7 @@ export async function enforceRateLimit(
     outcome = await limiter.limit({ key: rateLimitKey(account) });
   } catch (error) {
     // The limiter protects the service; its outage should not take the service down with it. Fail open.
-    console.error("rate limiter unavailable; request allowed", error);
+    console.error(`rate limiter unavailable; request allowed: ${describeForLog(error)}`);
     return;
   }
   if (outcome.success) return;

@@ -2,6 +2,7 @@ import { and, asc, eq, inArray, lte, sql } from "drizzle-orm";
 import { exportJobs } from "../db/schema";
 import type { ConsumerDeps } from "./consumer";
 import { abandonJob } from "./consumer";
+import { describeForLog } from "../errors";
 import { refreshStaleSegmentCounts } from "../segments/counts";
 import { deleteExpiredIdempotencyKeys } from "./admission";
 import type { ExportMessage } from "./message";
@@ -156,8 +157,8 @@ export async function sweep(deps: SweepDeps) {
     try {
       report[name] = await run();
     } catch (error) {
-      console.error(`sweeper: ${name} failed:`, error);
-      report[name] = { error: error instanceof Error ? error.message : String(error) };
+      console.error(`sweeper: ${name} failed: ${describeForLog(error)}`);
+      report[name] = { error: describeForLog(error) };
     }
   }
   return report;
