@@ -163,6 +163,11 @@ export const exportJobs = sqliteTable(
 
     // Checkpoint: where the next slice resumes.
     cursor: integer("cursor").notNull().default(0),
+    /**
+     * Rows written up to the cursor, saved with the checkpoint. (processed_count also moves with progress
+     * reports during a slice, past the checkpoint; a resumed slice must count from here.)
+     */
+    cursorCount: integer("cursor_count").notNull().default(0),
     uploadId: text("upload_id"),
     /** [{partNumber, etag}] of the multipart parts already uploaded. */
     parts: text("parts", { mode: "json" }).$type<{ partNumber: number; etag: string }[]>().notNull().default(sql`'[]'`),

@@ -128,13 +128,14 @@ export async function saveCheckpoint(
   const statements = [
     d1
       .prepare(
-        `UPDATE export_jobs SET cursor = ?, processed_count = ?, bytes_written = ?, upload_id = ?, parts = ?,
+        `UPDATE export_jobs SET cursor = ?, processed_count = ?, cursor_count = ?, bytes_written = ?, upload_id = ?, parts = ?,
            carry_bytes = ?, finalizing = ?, version = ?, lease_expires_at = ?,
            drive = drive + ?, due_at = CASE WHEN ? THEN ? ELSE due_at END, slice_failures = 0
          WHERE id = ? AND version = ?`,
       )
       .bind(
         checkpoint.cursor,
+        checkpoint.processedCount,
         checkpoint.processedCount,
         checkpoint.bytesWritten,
         checkpoint.uploadId,

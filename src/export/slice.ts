@@ -120,11 +120,12 @@ async function exportFromCheckpoint(
     return { kind: "complete", job: done } as const;
   };
 
-  if (job.finalizing) return finish(job.processedCount, job.bytesWritten);
+  if (job.finalizing) return finish(job.cursorCount, job.bytesWritten);
 
   const encoder = encoderFor(spec);
   let cursor = job.cursor;
-  let count = job.processedCount;
+  // From the checkpoint, not processed_count, which progress reports move past it.
+  let count = job.cursorCount;
   const bytes = () => job.bytesWritten + writer.accepted;
   if (job.bytesWritten === 0) await writer.writeText(encoder.head());
 

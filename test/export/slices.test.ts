@@ -138,7 +138,32 @@ describe("an export in slices", () => {
   });
 });
 
+afterEach(() => vi.restoreAllMocks());
+
 describe("a slice that dies", () => {
+  it("after reporting progress past its checkpoint: the retry counts from the checkpoint, not the progress", async () => {
+    let pages = 0;
+    let failed = false;
+    const h = harness({}, (point) => {
+      // Each page takes "6 s", so the slice reports its progress (every 5 s) after every page...
+      if (point === "after-read") {
+        pages++;
+        h.clock.now += 6_000;
+      }
+      // ...and fails on its fourth page, long before its first checkpoint.
+      if (point === "mid-part" && pages === 4 && !failed) {
+        failed = true;
+        throw new Error("the isolate went away");
+      }
+    });
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const jobId = await createJob(h, account, request());
+    await runToEnd(h, jobId);
+    expect(failed).toBe(true);
+    // The file is valid JSON (no stray separator) with every subscriber once, and its count is right.
+    await expectCompleteFile(jobId);
+  });
+
   const points: FaultPoint[] = [
     "after-read",
     "mid-part",

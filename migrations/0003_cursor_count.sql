@@ -1,0 +1,1 @@
+ALTER TABLE `export_jobs` ADD `cursor_count` integer DEFAULT 0 NOT NULL;
