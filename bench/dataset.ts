@@ -12,10 +12,11 @@ import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { CustomFieldType, SubscriberStatus } from "../src/db/schema";
 import type { RuleGroup } from "../src/segments/rules";
+import { computeDatasetStats, datasetProblems, describeDatasetStats, type DatasetStats } from "./dataset_check";
 import { sqlite, sqliteJson, sqlString } from "./sqlite";
 
 /** Bumped whenever the generated data changes, so that a kept dataset of an older shape is rebuilt. */
-const DATASET_VERSION = 1;
+const DATASET_VERSION = 2;
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const wranglerBin = createRequire(import.meta.url).resolve("wrangler/bin/wrangler.js");
@@ -154,6 +155,9 @@ export function fillScript(
   const h = (stream: number) => hash("i", stream);
   const dateFrom = epoch("2018-01-01T00:00:00Z");
   const dateSpan = epoch("2026-11-01T00:00:00Z") - dateFrom;
+  // One hash gives only 2^24 values (194 days of seconds): two streams make a 48-bit value, so the dates
+  // spread evenly over the whole span (2^48 is 10^6 times the span, so the modulo bias is negligible).
+  const subscribeOffset = `((${h(4)} * 16777216 + ${h(21)}) % ${dateSpan})`;
   const status = `CASE ${STATUS_BY_PERCENT.map(([upTo, s]) => `WHEN ${h(3)} % 100 < ${upTo} THEN '${s}'`).join(" ")} END`;
   // Custom field values, keyed by field id; some fields are missing (null) on part of the contacts.
   const values: Record<string, string> = {
@@ -201,7 +205,7 @@ SELECT
   1 + ${h(1)} % ${LISTS.length},
   'contact' || i || '@' || ${pick(DOMAINS, h(2))},
   ${status},
-  strftime('%Y-%m-%dT%H:%M:%SZ', ${dateFrom} + ${h(4)} % ${dateSpan}, 'unixepoch'),
+  strftime('%Y-%m-%dT%H:%M:%SZ', ${dateFrom} + ${subscribeOffset}, 'unixepoch'),
   ${customFieldsJson}
 FROM seq;
 
@@ -233,6 +237,8 @@ export interface Dataset {
   /** Seconds spent building it; 0 when a kept dataset was reused. */
   buildSeconds: number;
   reused: boolean;
+  /** Segment sizes, overlaps and date span, as sqlite3 counted them when the dataset was built. */
+  stats: DatasetStats;
 }
 
 interface Marker {
@@ -241,6 +247,7 @@ interface Marker {
   /** A kept dataset is rebuilt when the migrations change. */
   migrations: string;
   webhookSecret: string;
+  stats?: DatasetStats;
 }
 
 function migrationsHash(): string {
@@ -274,7 +281,9 @@ export async function ensureDataset(n: number, options: { reuse: boolean; log: (
       // Earlier runs' jobs and files go, so that every run starts from the same state (and disk use stays flat).
       sqlite(dbFile, "DELETE FROM export_carry; DELETE FROM export_jobs; PRAGMA wal_checkpoint(TRUNCATE);");
       rmSync(join(stateDir, "v3", "r2"), { recursive: true, force: true });
-      return { ...base, dbFile, webhookSecret: marker.webhookSecret, buildSeconds: 0, reused: true };
+      const stats = marker.stats ?? checkDataset(dbFile, n, options.log);
+      if (marker.stats) for (const line of describeDatasetStats(stats)) options.log(`  ${line}`);
+      return { ...base, dbFile, webhookSecret: marker.webhookSecret, buildSeconds: 0, reused: true, stats };
     }
   }
 
@@ -312,12 +321,32 @@ export async function ensureDataset(n: number, options: { reuse: boolean; log: (
     "SELECT (SELECT count(*) FROM subscribers) AS subscribers, (SELECT count(*) FROM subscriber_tags) AS memberships;",
   );
   if (counts?.subscribers !== n) throw new Error(`expected ${n} subscribers, the database holds ${counts?.subscribers}`);
-  const marker: Marker = { version: DATASET_VERSION, n, migrations: migrationsHash(), webhookSecret };
+  const stats = checkDataset(dbFile, n, options.log);
+  const marker: Marker = { version: DATASET_VERSION, n, migrations: migrationsHash(), webhookSecret, stats };
   writeFileSync(markerFile, JSON.stringify(marker, null, 2));
   const buildSeconds = (performance.now() - started) / 1000;
   options.log(
     `dataset ready in ${buildSeconds.toFixed(1)} s: ${n.toLocaleString("en-US")} contacts, ` +
       `${counts.memberships.toLocaleString("en-US")} tag memberships (${(counts.memberships / n).toFixed(2)} per contact)`,
   );
-  return { ...base, dbFile, webhookSecret, buildSeconds, reused: false };
+  return { ...base, dbFile, webhookSecret, buildSeconds, reused: false, stats };
+}
+
+/**
+ * Counts the segments, their overlaps and union, and the date span with sqlite3, prints them, and throws if
+ * a claim of the dataset does not hold (an empty segment, segments that do not overlap, dates out of range).
+ */
+function checkDataset(dbFile: string, n: number, log: (line: string) => void): DatasetStats {
+  log("checking the dataset with sqlite3 (segment sizes with the product's rule compiler, overlaps, union, dates)");
+  const stats = computeDatasetStats(
+    dbFile,
+    ACCOUNT_ID,
+    SEGMENTS.map((s, i) => ({ id: i + 1, name: s.name, rules: s.rules })),
+    FIELDS.map((f, i) => ({ id: i + 1, type: f.type })),
+  );
+  for (const line of describeDatasetStats(stats)) log(`  ${line}`);
+  const problems = datasetProblems(stats, n);
+  if (problems.length) throw new Error(`the dataset does not hold its claims:\n  ${problems.join("\n  ")}`);
+  log(`  claims hold (checked in ${stats.seconds.toFixed(1)} s)`);
+  return stats;
 }

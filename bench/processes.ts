@@ -171,3 +171,25 @@ export async function killTree(root: number, graceMs = 5000): Promise<void> {
   while (Date.now() < deadline && tree.some(isAlive)) await sleep(100);
   if (tree.some(isAlive)) signal("SIGKILL");
 }
+
+/**
+ * SIGKILL to `root`'s process group and every descendant at once, with no grace period (a crash, as
+ * `kill -9` of the tree); resolves once they are all gone (or after `waitMs`).
+ */
+export async function killTreeNow(root: number, waitMs = 10_000): Promise<void> {
+  const tree = [...descendants(root).map((p) => p.pid), root];
+  try {
+    process.kill(-root, "SIGKILL");
+  } catch {
+    // already gone
+  }
+  for (const pid of tree) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+  const deadline = Date.now() + waitMs;
+  while (Date.now() < deadline && tree.some(isAlive)) await sleep(50);
+}

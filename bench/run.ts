@@ -1,17 +1,20 @@
 /**
  * `npm run bench`: exports N contacts end to end through wrangler dev (request → queue → R2 → webhook),
  * then runs the same query with Debian's sqlite3 on the same D1 file, checks that both hold the same
- * records, and prints time, throughput, output size and peak workerd memory for each size.
+ * records, and prints time, throughput, output size, peak workerd memory, the API's latency during the
+ * export and GetSegments' time for each size. See bench/README.md.
  *
  *   npm run bench                         # N = 100,000 then 1,000,000
  *   npm run bench -- --contacts 20000     # one size (or a comma-separated list)
  *   npm run bench -- --keep               # keep .bench/state-<N> and reuse it next time
- *   npm run bench -- --var EXPORT_PAGE_SIZE:20000   # extra wrangler dev vars, to try settings
+ *   npm run bench -- --var EXPORT_PAGE_SIZE:20000   # settings for every worker (through --env-file)
+ *   npm run bench -- --contacts 1000000 --kill-after 6   # kill -9 wrangler dev mid-export, restart, sweep
  *
- * Results also go to .bench/results.json. The exit code is non-zero if an export fails or its records
- * differ from sqlite3's.
+ * Results also go to .bench/results.json (this run) and .bench/results-history.jsonl (one line per size and
+ * run). The exit code is non-zero if an export fails or its records differ from sqlite3's.
  */
-import { createWriteStream, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { appendFileSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join, relative } from "node:path";
 import { Readable } from "node:stream";
@@ -21,9 +24,21 @@ import { parseArgs } from "node:util";
 import { Webhook } from "standardwebhooks";
 import { baselineSql, readJob, runBaseline } from "./baseline";
 import { ensureDataset, ROOT, type Dataset } from "./dataset";
+import type { DatasetStats } from "./dataset_check";
+import { percentile, Prober, type ProbeStats } from "./probes";
 import type { RssReport } from "./processes";
+import { sqliteJson, sqlString } from "./sqlite";
 import { compareOutputs, type Comparison } from "./verify";
-import { logErrors, startWranglerDev, stopAllWranglerDev, WebhookReceiver, type DevServer } from "./wrangler_dev";
+import {
+  logErrors,
+  CLOCK_CONFIG,
+  SERVICE_CONFIGS,
+  startWranglerDev,
+  stopAllWranglerDev,
+  WebhookReceiver,
+  type DevServer,
+  type WebhookArrival,
+} from "./wrangler_dev";
 
 const { values: flags } = parseArgs({
   options: {
@@ -31,17 +46,22 @@ const { values: flags } = parseArgs({
     keep: { type: "boolean", default: false },
     port: { type: "string", default: "8790" },
     "webhook-port": { type: "string", default: "8791" },
+    "clock-port": { type: "string", default: "8792" },
     var: { type: "string", multiple: true, default: [] },
     timeout: { type: "string", default: "3600" },
     progress: { type: "string", default: "0" },
+    "probe-rate": { type: "string", default: "4" },
+    "segments-calls": { type: "string", default: "5" },
+    "kill-after": { type: "string" },
     help: { type: "boolean", default: false },
   },
 });
 
 if (flags.help) {
-  console.log(`usage: npm run bench -- [--contacts N[,N…]] [--keep] [--port 8790] [--webhook-port 8791]
+  console.log(`usage: npm run bench -- [--contacts N[,N…]] [--keep] [--port 8790] [--webhook-port 8791] [--clock-port 8792]
                           [--var KEY:VALUE …] [--timeout SECONDS] [--progress SECONDS]
-Default sizes: 100000 then 1000000.`);
+                          [--probe-rate PER_SECOND] [--segments-calls N] [--kill-after SECONDS]
+Default sizes: 100000 then 1000000. See bench/README.md.`);
   process.exit(0);
 }
 
@@ -52,23 +72,93 @@ const sizes = (flags.contacts ?? "100000,1000000").split(",").map((s) => {
 });
 const port = Number(flags.port);
 const webhookPort = Number(flags["webhook-port"]);
+const clockPort = Number(flags["clock-port"]);
 const timeoutMs = Number(flags.timeout) * 1000;
 const progressSeconds = Number(flags.progress);
-for (const v of flags.var) if (!/^[A-Z0-9_]+:/.test(v)) throw new Error(`--var "${v}": expected KEY:VALUE`);
+const probeRate = Number(flags["probe-rate"]);
+const segmentsCalls = Number(flags["segments-calls"]);
+const killAfterSeconds = flags["kill-after"] === undefined ? undefined : Number(flags["kill-after"]);
+if (!(probeRate >= 0 && probeRate <= 20)) throw new Error("--probe-rate: 0 (off) to 20 requests per second");
+if (!(Number.isSafeInteger(segmentsCalls) && segmentsCalls >= 1)) throw new Error("--segments-calls: a whole number >= 1");
+if (killAfterSeconds !== undefined && !(killAfterSeconds > 0)) throw new Error("--kill-after: a number of seconds > 0");
+const userVars = flags.var.map((v) => {
+  const m = /^([A-Z0-9_]+):(.*)$/s.exec(v);
+  if (!m) throw new Error(`--var "${v}": expected KEY:VALUE`);
+  return [m[1]!, m[2]!] as const;
+});
+
+/** Targets of the issues the benchmark checks. */
+const TARGETS = {
+  exportOverSqlite3: 3,
+  rssGrowth: 1.3,
+  apiTestP99Ms: 250,
+  unknownPathP99Ms: 100,
+  getSegmentsMs: 200,
+  multiSliceMinSlices: 3,
+  multiSliceRssOver1M: 1.3,
+  /** The sweeper re-drives a dead slice once its lease (60 s budget + 120 s) has run out... */
+  leaseSeconds: 180,
+  /** ...on a tick (every 60 s) after that, plus the export itself. */
+  restartToWebhookMarginSeconds: 120,
+  /** How long the kill test listens for a second completed webhook after the first. */
+  duplicateListenSeconds: 30,
+};
+/** The sweeper's tick, as scripts/dev.sh runs it. */
+const SWEEP_EVERY_MS = 60_000;
 
 const BENCH_DIR = join(ROOT, ".bench");
 mkdirSync(BENCH_DIR, { recursive: true });
+const SESSION_DIR = join(BENCH_DIR, "session");
+/** wrangler's dev registry for the benchmark's sessions only (see startWranglerDev). */
+const REGISTRY_DIR = join(BENCH_DIR, "dev-registry");
+const CLOCK_STATE_DIR = join(BENCH_DIR, "clock-state");
+const HISTORY_FILE = join(BENCH_DIR, "results-history.jsonl");
 
 const fmt = (n: number, digits = 0) => n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const mib = (bytes: number) => `${fmt(bytes / 1024 / 1024, 1)} MiB`;
+const ms = (v: number | null | undefined) => (v === null || v === undefined ? "-" : `${fmt(v, v < 10 ? 1 : 0)} ms`);
+const met = (ok: boolean) => (ok ? "met" : "NOT met");
 const stamp = () => new Date().toISOString().slice(11, 19);
 const log = (line: string) => console.log(`[${stamp()}] ${line}`);
+const sleep = (msec: number) => new Promise((resolve) => setTimeout(resolve, msec));
+
+interface GetSegmentsReport {
+  sweep: { status: number; ms: number; body: string };
+  coldMs: number;
+  timedMs: number[];
+  p50Ms: number;
+  maxMs: number;
+  /** Per segment: what GetSegments said and what sqlite3 counted when the dataset was built. */
+  contacts: Array<{ segmentid: string; api: number | null; dataset: number | null; countedAt?: unknown }>;
+  mismatches: string[];
+  /** 503s of wrangler's dev proxy ("restarted mid-request") that were sent again. */
+  proxyRetries: number;
+  error?: string;
+}
+
+interface KillReport {
+  afterSeconds: number;
+  /** The export finished before the kill: nothing was tested. */
+  tooLate: boolean;
+  jobAtKill?: Record<string, unknown>;
+  /** Seconds from the kill until the restarted wrangler dev answered. */
+  restartSeconds?: number;
+  /** Seconds from the restarted wrangler dev answering to the webhook. */
+  restartToWebhookSeconds?: number;
+  sweeps: Array<{ atSeconds: number; status: number | string; body: string }>;
+  /** Webhooks received for this job over the whole run (before the kill, after the restart, and up to 30 s after the first). */
+  webhooks: Array<{ type: string; id: string; atSeconds: number }>;
+  listenedAfterFirstSeconds?: number;
+  restartLog?: string;
+  checks: Array<{ what: string; ok: boolean }>;
+}
 
 interface Result {
   n: number;
   ok: boolean;
   error?: string;
-  dataset: { reused: boolean; buildSeconds: number };
+  dataset: { reused: boolean; buildSeconds: number; stats?: DatasetStats };
+  vars: Record<string, string>;
   export?: {
     jobId: string;
     count: number;
@@ -79,6 +169,7 @@ interface Result {
     downloadSeconds: number;
     slices: number;
     webhookVerified: boolean;
+    webhooksReceived: number;
   };
   memory?: {
     /** Before the request. */
@@ -90,7 +181,12 @@ interface Result {
     samples: number;
     /** Up to the end of the download. */
     peakWithDownloadBytes: number;
+    /** In a kill test: of the wrangler dev started after the kill. */
+    afterRestart: boolean;
   };
+  api?: { idle: ProbeStats[]; during: ProbeStats[]; afterRestart?: ProbeStats[] };
+  getSegments?: GetSegmentsReport;
+  kill?: KillReport;
   sqlite3?: { seconds: number; outputBytes: number; rowsPerSecond: number };
   ratio?: number;
   check?: Comparison;
@@ -98,22 +194,29 @@ interface Result {
   logErrors: string[];
 }
 
-async function api(baseUrl: string, dataset: Dataset, requesttype: string, requestmethod: string, details?: unknown) {
+async function api(baseUrl: string, dataset: Dataset, requesttype: string, requestmethod: string, details?: unknown, signal?: AbortSignal) {
   const res = await fetch(`${baseUrl}/apijson.php`, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ username: dataset.username, usertoken: dataset.usertoken, requesttype, requestmethod, details }),
+    signal,
   });
-  const body = (await res.json()) as { response: { status: string; data?: any; errormessage?: string } };
+  const text = await res.text();
+  let body: { response: { status: string; data?: any; errormessage?: string } };
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new Error(`${requesttype}/${requestmethod} answered ${res.status} with no JSON: ${text.slice(0, 300)}`);
+  }
   return { status: res.status, response: body.response };
 }
 
 /** Resolves with the first value of `promise`, or rejects after ms. */
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+function withTimeout<T>(promise: Promise<T>, msec: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout;
   return Promise.race([
     promise.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: nothing after ${ms / 1000} s`)), ms))),
+    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: nothing after ${msec / 1000} s`)), msec))),
   ]);
 }
 
@@ -127,24 +230,185 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
+/** The settings every worker gets, through --env-file (in a multi-config session --var reaches only the first). */
+function sessionVars(): Record<string, string> {
+  return {
+    DOWNLOAD_SIGNING_SECRET: `bench-${randomBytes(24).toString("hex")}`,
+    // The webhook receiver is http://127.0.0.1:<webhook-port>: http, a loopback address, any port, and no
+    // DNS-over-HTTPS check (offline). Production leaves all three off.
+    ALLOW_HTTP_WEBHOOKS: "true",
+    ALLOW_PRIVATE_WEBHOOKS: "true",
+    WEBHOOK_DNS_CHECK: "false",
+    PUBLIC_BASE_URL: `http://127.0.0.1:${port}`,
+    ...Object.fromEntries(userVars),
+  };
+}
+
+/** The two latency probes: an authenticated APITest, and a path no route serves (404). */
+function makeProbers(baseUrl: () => string, dataset: Dataset): Prober[] {
+  if (probeRate === 0) return [];
+  return [
+    new Prober({
+      name: "APITest",
+      send: (signal) =>
+        fetch(`${baseUrl()}/apijson.php`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ username: dataset.username, usertoken: dataset.usertoken, requesttype: "Authentication", requestmethod: "APITest" }),
+          signal,
+        }),
+      accept: (status, body) => status === 200 && /"status"\s*:\s*"SUCCESS"/.test(body),
+    }, probeRate),
+    new Prober({
+      name: "unknown path",
+      send: (signal) => fetch(`${baseUrl()}/no-such-path`, { signal }),
+      accept: (status) => status === 404,
+    }, probeRate),
+  ];
+}
+
+function describeProbe(p: ProbeStats): string {
+  const f = p.failures;
+  const failures = f.total
+    ? `${f.total} failed (${[f.wrongStatus && `${f.wrongStatus} wrong status`, f.status5xx && `${f.status5xx} 5xx`, f.timeouts && `${f.timeouts} timeouts`, f.errors && `${f.errors} errors`].filter(Boolean).join(", ")}; statuses ${JSON.stringify(p.statuses)})`
+    : "0 failed";
+  const extra = [p.skipped && `${p.skipped} sends skipped at the in-flight cap`, p.abandoned && `${p.abandoned} cut off by the kill`].filter(Boolean);
+  return `p50 ${ms(p.p50Ms)}, p99 ${ms(p.p99Ms)}, max ${ms(p.maxMs)}; ${fmt(p.calls)} calls in ${fmt(p.seconds, 1)} s, ${failures}${extra.length ? `; ${extra.join("; ")}` : ""}`;
+}
+
+/** Reads the job's row straight from the D1 file (every column, so that new ones show up too). */
+function jobRow(dbFile: string, jobId: string): Record<string, unknown> | undefined {
+  try {
+    const [row] = sqliteJson<Record<string, unknown>>(dbFile, `SELECT * FROM export_jobs WHERE id = ${sqlString(jobId)};`);
+    if (row) {
+      delete row.spec;
+      delete row.parts;
+    }
+    return row;
+  } catch (error) {
+    return { error: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+/** The sweeper once, through the gateway's GET /__scheduled. */
+async function sweepOnce(baseUrl: string): Promise<{ status: number; ms: number; body: string }> {
+  const started = performance.now();
+  const res = await fetch(`${baseUrl}/__scheduled`, { signal: AbortSignal.timeout(120_000) });
+  const body = await res.text();
+  return { status: res.status, ms: performance.now() - started, body: body.slice(0, 500) };
+}
+
+/** Triggers the sweeper, then times GetSegments and checks its counts against the dataset's. */
+async function timeGetSegments(dev: DevServer, clock: DevServer, dataset: Dataset): Promise<GetSegmentsReport> {
+  const sweep = await sweepOnce(clock.baseUrl);
+  log(`sweeper (GET /__scheduled): ${sweep.status} in ${ms(sweep.ms)}: ${sweep.body.slice(0, 200)}`);
+  const times: number[] = [];
+  let last: any;
+  let proxyRetries = 0;
+  for (let i = 0; i <= segmentsCalls; i++) {
+    const started = performance.now();
+    let res;
+    try {
+      res = await api(dev.baseUrl, dataset, "Segments", "GetSegments");
+    } catch (error) {
+      // wrangler's dev proxy sometimes answers 503 "Your worker restarted mid-request" (no JSON) on a pooled
+      // connection the runtime had closed; it asks to send the request again. Retried, and counted.
+      if (error instanceof Error && /restarted mid-request/.test(error.message) && proxyRetries < 3) {
+        proxyRetries++;
+        log(`GetSegments: wrangler's proxy answered 503 "restarted mid-request"; sending it again`);
+        i--;
+        continue;
+      }
+      throw error;
+    }
+    times.push(performance.now() - started);
+    if (res.status !== 200 || res.response.status !== "SUCCESS") {
+      throw new Error(`GetSegments answered ${res.status}: ${JSON.stringify(res.response).slice(0, 300)}`);
+    }
+    last = res.response.data;
+  }
+  const [coldMs, ...timedMs] = times as [number, ...number[]];
+  const sorted = [...timedMs].sort((a, b) => a - b);
+  const segments: any[] = Array.isArray(last) ? last : Array.isArray(last?.segments) ? last.segments : [];
+  const contacts = dataset.stats.segments.map((s) => {
+    const got = segments.find((g) => String(g.segmentid) === String(s.id));
+    return { segmentid: String(s.id), api: got ? (got.contacts ?? null) : null, dataset: s.contacts, countedAt: got?.counted_at };
+  });
+  const mismatches = contacts.filter((c) => c.api !== c.dataset).map((c) => `segment ${c.segmentid}: GetSegments says ${c.api}, sqlite3 counted ${c.dataset}`);
+  for (const g of segments) {
+    if (!contacts.some((c) => c.segmentid === String(g.segmentid))) mismatches.push(`GetSegments lists segment ${g.segmentid}, which the dataset does not have`);
+  }
+  return { sweep, coldMs, timedMs, p50Ms: percentile(sorted, 50)!, maxMs: sorted[sorted.length - 1]!, contacts, mismatches, proxyRetries };
+}
+
+function webhookSummary(dataset: Dataset, jobId: string, arrivals: WebhookArrival[], origin: number) {
+  return arrivals.map((a) => {
+    let type = "unverified";
+    let about = "";
+    try {
+      const event = new Webhook(dataset.webhookSecret).verify(a.body, a.headers as Record<string, string>) as any;
+      type = String(event?.type);
+      about = String(event?.data?.jobid);
+    } catch {
+      // counted as unverified
+    }
+    return { type: about === jobId || type === "unverified" ? type : `${type} (job ${about})`, id: String(a.headers["webhook-id"] ?? ""), atSeconds: (a.arrivedAt - origin) / 1000 };
+  });
+}
+
 async function exportThroughWrangler(dataset: Dataset, result: Result, outFile: string): Promise<void> {
+  currentStateDir = dataset.stateDir;
   const receiver = new WebhookReceiver(webhookPort);
   await receiver.listen();
   let dev: DevServer | undefined;
+  let clock: DevServer | undefined;
+  // Ready once APITest answers 200 through the gateway; an API that keeps answering 5xx will not get better.
+  const makeReady = () => {
+    let failing = 0;
+    return async (baseUrl: string): Promise<boolean | string> => {
+      const res = await fetch(`${baseUrl}/apijson.php`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ username: dataset.username, usertoken: dataset.usertoken, requesttype: "Authentication", requestmethod: "APITest" }),
+      });
+      const body = await res.text();
+      if (res.status === 200) return true;
+      if (res.status >= 500 && ++failing >= 10) return `Authentication/APITest answered ${res.status} ten times in a row: ${body.slice(0, 300)}`;
+      return false;
+    };
+  };
+  const probers = makeProbers(() => dev!.baseUrl, dataset);
+  let ticker: NodeJS.Timeout | undefined;
   try {
-    log(`starting wrangler dev on port ${port} (log: ${relative(ROOT, result.wranglerLog)})`);
-    dev = await startWranglerDev({
-      stateDir: dataset.stateDir,
-      port,
-      vars: flags.var,
-      logFile: result.wranglerLog,
-      ready: async (baseUrl) => (await api(baseUrl, dataset, "Authentication", "APITest")).status === 200,
+    log(`starting wrangler dev on port ${port} (API, export and mailer workers; configs and settings in ${relative(ROOT, SESSION_DIR)}/; log: ${relative(ROOT, result.wranglerLog)})`);
+    dev = await startService(result.wranglerLog, result.vars, makeReady());
+    log(`starting the dev clock on port ${clockPort} (log: ${relative(ROOT, clockLog(result))})`);
+    clock = await startWranglerDev({
+      configs: [CLOCK_CONFIG],
+      stateDir: CLOCK_STATE_DIR,
+      port: clockPort,
+      registryDir: REGISTRY_DIR,
+      logFile: clockLog(result),
+      // Its only other route answers 404 with a line about itself; /__scheduled would run a sweep.
+      ready: async (baseUrl) => {
+        const res = await fetch(`${baseUrl}/`);
+        return res.status === 404 && /dev clock/.test(await res.text());
+      },
     });
     // Give workerd a moment to settle, then take its memory before the export as the baseline.
-    await new Promise((r) => setTimeout(r, 1000));
+    await sleep(1000);
     dev.memory.sample();
     const idleBytes = dev.memory.report().peakBytes;
     log(`wrangler dev is up; workerd peak RSS so far ${mib(idleBytes)}`);
+
+    result.api = { idle: [], during: [] };
+    if (probers.length) {
+      log(`probing the API idle for 5 s (${probers.map((p) => `${probeRate}/s ${p.name}`).join(", ")})`);
+      for (const p of probers) p.start("idle");
+      await sleep(5000);
+      result.api.idle = await Promise.all(probers.map((p) => p.stop()));
+      for (const s of result.api.idle) log(`  idle ${s.name}: ${describeProbe(s)}`);
+    }
 
     const started = performance.now();
     const accepted = await api(dev.baseUrl, dataset, "Segments", "GetSegmentSubscribersAsync", {
@@ -159,16 +423,17 @@ async function exportThroughWrangler(dataset: Dataset, result: Result, outFile: 
       throw new Error(`GetSegmentSubscribersAsync answered ${accepted.status}: ${JSON.stringify(accepted.response)}`);
     }
     const jobId = accepted.response.data.jobid as string;
-    log(`job ${jobId} accepted in ${fmt(acceptSeconds * 1000)} ms; waiting for the webhook`);
+    log(`job ${jobId} accepted in ${fmt(acceptSeconds * 1000)} ms; waiting for the webhook${probers.length ? " (probing the API meanwhile)" : ""}`);
+    for (const p of probers) p.start("during export");
 
     // Optional progress: status calls share the local D1 with the export, so they are off by default.
     let polling = false;
     const progress =
       progressSeconds > 0
         ? setInterval(() => {
-            if (polling) return;
+            if (polling || !dev) return;
             polling = true;
-            api(dev!.baseUrl, dataset, "Segments", "GetSegmentSubscribersAsyncStatus", { jobid: jobId })
+            api(dev.baseUrl, dataset, "Segments", "GetSegmentSubscribersAsyncStatus", { jobid: jobId })
               .then(({ response }) => {
                 const d = response.data;
                 if (d) log(`  ${d.status}: ${fmt(d.count)} rows after ${fmt((performance.now() - started) / 1000, 1)} s`);
@@ -177,12 +442,60 @@ async function exportThroughWrangler(dataset: Dataset, result: Result, outFile: 
               .finally(() => (polling = false));
           }, progressSeconds * 1000)
         : undefined;
-    let arrival;
+
+    let arrival: WebhookArrival;
+    let restartedAt: number | undefined;
+    let reloads = dev.watchReloads();
     try {
-      arrival = await withTimeout(receiver.next(), timeoutMs, "the webhook");
+      const first = Promise.race([receiver.next(), reloads.reloaded]);
+      if (killAfterSeconds !== undefined) {
+        const kill: KillReport = { afterSeconds: killAfterSeconds, tooLate: false, sweeps: [], webhooks: [], checks: [] };
+        result.kill = kill;
+        const early = await Promise.race([first.then(() => true), sleep(killAfterSeconds * 1000).then(() => false)]);
+        if (early) {
+          kill.tooLate = true;
+          log(`KILL TEST NOT RUN: the webhook arrived before ${killAfterSeconds} s; use a larger --contacts or a smaller --kill-after`);
+        } else {
+          result.api.during = await Promise.all(probers.map((p) => p.abandon()));
+          const killedAt = performance.now();
+          await dev.crash();
+          kill.jobAtKill = jobRow(dataset.dbFile, jobId);
+          const lease = Number(kill.jobAtKill?.lease_expires_at ?? 0);
+          log(
+            `kill -9 of the wrangler dev tree after ${fmt((killedAt - started) / 1000, 1)} s; the job then: ` +
+              JSON.stringify(pick(kill.jobAtKill, ["state", "processed_count", "cursor", "bytes_written", "slices", "version", "drive", "redrives"])) +
+              (lease > 0 ? ` (its lease runs out in ${fmt((lease - Date.now()) / 1000, 0)} s)` : ""),
+          );
+          kill.restartLog = result.wranglerLog.replace(/\.log$/, "-restart.log");
+          log(`restarting wrangler dev on the same state (log: ${relative(ROOT, kill.restartLog)})`);
+          reloads.stop();
+          dev = await startService(kill.restartLog, result.vars, makeReady());
+          reloads = dev.watchReloads();
+          restartedAt = performance.now();
+          kill.restartSeconds = (restartedAt - killedAt) / 1000;
+          log(`wrangler dev is back after ${fmt(kill.restartSeconds, 1)} s; calling GET /__scheduled every ${SWEEP_EVERY_MS / 1000} s until the webhook arrives`);
+          for (const p of probers) p.start("after restart");
+          const tick = () => {
+            const at = (performance.now() - restartedAt!) / 1000;
+            sweepOnce(clock!.baseUrl)
+              .then((r) => {
+                kill.sweeps.push({ atSeconds: at, status: r.status, body: r.body });
+                log(`  sweep at +${fmt(at)} s: ${r.status} ${r.body.slice(0, 160)}; job: ${JSON.stringify(pick(jobRow(dataset.dbFile, jobId), ["state", "processed_count", "slices", "redrives", "drive"]))}`);
+              })
+              .catch((e) => kill.sweeps.push({ atSeconds: at, status: String(e), body: "" }));
+          };
+          ticker = setInterval(tick, SWEEP_EVERY_MS);
+        }
+      }
+      arrival = await withTimeout(Promise.race([first, reloads.reloaded]), timeoutMs, "the webhook");
     } finally {
       clearInterval(progress);
+      clearInterval(ticker);
+      reloads.stop();
     }
+    const phaseStats = await Promise.all(probers.map((p) => p.stop()));
+    if (restartedAt !== undefined) result.api.afterRestart = phaseStats;
+    else result.api.during = phaseStats;
     const wallSeconds = (arrival.arrivedAt - started) / 1000;
     // The export's memory is read now: serving the download afterwards is another workload.
     dev.memory.sample();
@@ -195,6 +508,10 @@ async function exportThroughWrangler(dataset: Dataset, result: Result, outFile: 
       webhookVerified = true;
     } catch (error) {
       throw new Error(`the webhook's signature does not verify: ${error instanceof Error ? error.message : error}`);
+    }
+    if (result.kill && restartedAt !== undefined) {
+      result.kill.restartToWebhookSeconds = (arrival.arrivedAt - restartedAt) / 1000;
+      result.kill.checks.push({ what: `webhook verifies and says completed (${event?.type})`, ok: webhookVerified && event?.type === "segment_export.completed" && event?.data?.jobid === jobId });
     }
     if (event?.data?.jobid !== jobId) throw new Error(`the webhook is about job ${event?.data?.jobid}, not ${jobId}`);
     if (event.type !== "segment_export.completed") {
@@ -221,6 +538,7 @@ async function exportThroughWrangler(dataset: Dataset, result: Result, outFile: 
       perProcess: rss.perProcess,
       samples: rss.samples,
       peakWithDownloadBytes: withDownload.peakBytes,
+      afterRestart: restartedAt !== undefined,
     };
     result.export = {
       jobId,
@@ -232,35 +550,90 @@ async function exportThroughWrangler(dataset: Dataset, result: Result, outFile: 
       downloadSeconds,
       slices: 0,
       webhookVerified,
+      webhooksReceived: 0,
     };
-  } finally {
-    if (dev) {
-      await dev.stop();
-      log("wrangler dev stopped");
+
+    try {
+      result.getSegments = await timeGetSegments(dev, clock, dataset);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      log(`GetSegments: ${message}`);
+      result.getSegments = { sweep: { status: 0, ms: 0, body: "" }, coldMs: NaN, timedMs: [], p50Ms: NaN, maxMs: NaN, contacts: [], mismatches: [], proxyRetries: 0, error: message };
     }
+
+    if (result.kill && restartedAt !== undefined) {
+      // A second completed webhook (a slice re-driven although it had finished, a notification sent twice)
+      // would come soon after the first: keep listening for a while.
+      const wait = TARGETS.duplicateListenSeconds * 1000 - (performance.now() - arrival.arrivedAt);
+      if (wait > 0) {
+        log(`listening ${fmt(wait / 1000)} s more for a second webhook`);
+        await sleep(wait);
+      }
+      result.kill.listenedAfterFirstSeconds = (performance.now() - arrival.arrivedAt) / 1000;
+    }
+    const webhooks = webhookSummary(dataset, jobId, receiver.received, started);
+    result.export.webhooksReceived = webhooks.length;
+    if (result.kill) {
+      result.kill.webhooks = webhooks;
+      const completed = webhooks.filter((w) => w.type === "segment_export.completed");
+      if (restartedAt !== undefined) {
+        result.kill.checks.push({
+          what: `exactly one completed webhook (${completed.length} completed, ${webhooks.length} in all, listened ${fmt(result.kill.listenedAfterFirstSeconds ?? 0)} s after the first and across the restart)`,
+          ok: completed.length === 1 && webhooks.length === 1,
+        });
+        const limit = TARGETS.leaseSeconds + TARGETS.restartToWebhookMarginSeconds;
+        result.kill.checks.push({
+          what: `restart -> webhook ${fmt(result.kill.restartToWebhookSeconds ?? NaN, 1)} s (target <= lease ${TARGETS.leaseSeconds} s + ${TARGETS.restartToWebhookMarginSeconds} s = ${limit} s)`,
+          ok: (result.kill.restartToWebhookSeconds ?? Infinity) <= limit,
+        });
+      }
+    } else if (webhooks.length !== 1) {
+      log(`NOTE: ${webhooks.length} webhooks arrived for this export: ${JSON.stringify(webhooks)}`);
+    }
+  } finally {
+    clearInterval(ticker);
+    await Promise.all([dev?.stop(), clock?.stop()]);
+    if (dev) log("wrangler dev stopped");
     await receiver.close();
   }
+}
+
+/** The service's session: API (first, it owns the port), export worker and mailer, with the run's settings. */
+function startService(logFile: string, vars: Record<string, string>, ready: (baseUrl: string) => Promise<boolean | string>) {
+  return startWranglerDev({ configs: SERVICE_CONFIGS, stateDir: currentStateDir!, port, vars, sessionDir: SESSION_DIR, registryDir: REGISTRY_DIR, logFile, ready });
+}
+let currentStateDir: string | undefined;
+
+const clockLog = (r: Result) => r.wranglerLog.replace(/\.log$/, "-clock.log");
+
+function pick(row: Record<string, unknown> | undefined, keys: string[]) {
+  return row ? Object.fromEntries(keys.filter((k) => k in row).map((k) => [k, row[k]])) : row;
 }
 
 async function benchOne(n: number): Promise<Result> {
   console.log(`\n=== N = ${fmt(n)} ===`);
   const outDir = join(BENCH_DIR, `out-${n}`);
   mkdirSync(outDir, { recursive: true });
-  const dataset = await ensureDataset(n, { reuse: flags.keep, log });
   const result: Result = {
     n,
     ok: false,
-    dataset: { reused: dataset.reused, buildSeconds: dataset.buildSeconds },
+    dataset: { reused: false, buildSeconds: 0 },
+    vars: sessionVars(),
     wranglerLog: join(BENCH_DIR, `wrangler-${n}.log`),
     logErrors: [],
   };
   const exportFile = join(outDir, "export.json");
   const baselineFile = join(outDir, "sqlite3.ndjson");
+  let dataset: Dataset | undefined;
   try {
+    dataset = await ensureDataset(n, { reuse: flags.keep, log });
+    result.dataset = { reused: dataset.reused, buildSeconds: dataset.buildSeconds, stats: dataset.stats };
     try {
       await exportThroughWrangler(dataset, result, exportFile);
     } finally {
       result.logErrors = logErrors(result.wranglerLog);
+      result.logErrors.push(...logErrors(clockLog(result)).map((l) => `(dev clock) ${l}`));
+      if (result.kill?.restartLog) result.logErrors.push(...logErrors(result.kill.restartLog).map((l) => `(after the restart) ${l}`));
     }
     const job = readJob(dataset.dbFile, result.export!.jobId);
     result.export!.slices = job.slices;
@@ -275,12 +648,16 @@ async function benchOne(n: number): Promise<Result> {
     result.sqlite3.rowsPerSecond = result.check.baselineCount / baseline.seconds;
     result.ratio = result.export!.wallSeconds / baseline.seconds;
     result.ok = result.check.ok;
+    if (result.kill && !result.kill.tooLate) {
+      result.kill.checks.splice(1, 0, { what: "the file is identical to sqlite3's records (count, emails, records)", ok: result.check.ok });
+      result.ok &&= result.kill.checks.every((c) => c.ok);
+    }
   } catch (error) {
     result.error = error instanceof Error ? error.message : String(error);
   } finally {
     if (!flags.keep) {
       rmSync(outDir, { recursive: true, force: true });
-      rmSync(dataset.stateDir, { recursive: true, force: true });
+      if (dataset) rmSync(dataset.stateDir, { recursive: true, force: true });
     }
   }
   printResult(result);
@@ -289,6 +666,14 @@ async function benchOne(n: number): Promise<Result> {
 
 function printResult(r: Result) {
   const lines: Array<[string, string]> = [["N", fmt(r.n)]];
+  const stats = r.dataset.stats;
+  if (stats) {
+    lines.push([
+      "dataset (sqlite3)",
+      `segments ${stats.segments.map((s) => `${s.id}: ${fmt(s.contacts)}`).join(", ")}; overlaps ${stats.overlaps.map((o) => `${o.a}&${o.b}: ${fmt(o.contacts)}`).join(", ")}; ` +
+        `union ${fmt(stats.union)} (${fmt((100 * stats.union) / stats.contacts, 1)} %); subscribed ${stats.minSubscribeDate.slice(0, 10)} .. ${stats.maxSubscribeDate.slice(0, 10)}`,
+    ]);
+  }
   if (r.export) {
     lines.push(
       ["exported rows", fmt(r.export.count)],
@@ -301,12 +686,37 @@ function printResult(r: Result) {
     const top = [...r.memory.perProcess].sort((a, b) => b.peakBytes - a.peakBytes)[0];
     lines.push([
       "peak RSS of workerd (VmHWM)",
-      `${mib(r.memory.peakBytes)} (idle before the request ${mib(r.memory.idleBytes)}; ${r.memory.perProcess.length} workerd processes: ${r.memory.perProcess.map((p) => mib(p.peakBytes)).join(", ")})`,
+      `${mib(r.memory.peakBytes)} (idle before the request ${mib(r.memory.idleBytes)}; ${r.memory.perProcess.length} workerd processes: ${r.memory.perProcess.map((p) => mib(p.peakBytes)).join(", ")})` +
+        (r.memory.afterRestart ? " [of the wrangler dev restarted after the kill]" : ""),
     ]);
     lines.push(["  with the download", mib(r.memory.peakWithDownloadBytes)]);
     if (top) {
       const { rss, anon, file, shmem } = top.sampledPeak;
       lines.push(["  its largest sample", `${mib(rss)}: anonymous ${mib(anon)}, file-backed ${mib(file)}, shared ${mib(shmem)}`]);
+    }
+  }
+  if (r.api) {
+    for (const [phase, list] of [["idle", r.api.idle], ["during export", r.api.during], ["after restart", r.api.afterRestart ?? []]] as const) {
+      for (const p of list) lines.push([`API ${phase}: ${p.name}`, describeProbe(p)]);
+    }
+    const targets = apiTargets(r);
+    if (targets.length) lines.push(["API targets (during export)", targets.map((t) => `${t.what}: ${met(t.ok)}`).join("; ")]);
+  }
+  if (r.getSegments) {
+    const g = r.getSegments;
+    if (g.error) lines.push(["GetSegments", `FAILED: ${g.error}`]);
+    else {
+      lines.push(["sweeper (GET /__scheduled)", `${g.sweep.status} in ${ms(g.sweep.ms)}`]);
+      if (g.proxyRetries) lines.push(["  GetSegments retried", `${g.proxyRetries} time(s) after wrangler's proxy answered 503 "restarted mid-request"`]);
+      lines.push([
+        "GetSegments",
+        `first call ${ms(g.coldMs)}; then ${g.timedMs.length} calls: p50 ${ms(g.p50Ms)}, max ${ms(g.maxMs)} ` +
+          `(target <= ${TARGETS.getSegmentsMs} ms${r.n === 1_000_000 ? "" : ", stated for 1M"}: p50 ${met(g.p50Ms <= TARGETS.getSegmentsMs)}, max ${met(g.maxMs <= TARGETS.getSegmentsMs)}, first ${met(g.coldMs <= TARGETS.getSegmentsMs)})`,
+      ]);
+      lines.push([
+        "  contacts vs dataset",
+        g.mismatches.length ? `MISMATCH: ${g.mismatches.join("; ")}` : `match (${g.contacts.map((c) => `${c.segmentid}: ${fmt(c.api ?? 0)}`).join(", ")})`,
+      ]);
     }
   }
   if (r.sqlite3) {
@@ -321,26 +731,90 @@ function printResult(r: Result) {
         : `MISMATCH\n    ${r.check.problems.join("\n    ")}`,
     ]);
   }
+  if (r.kill) {
+    const k = r.kill;
+    if (k.tooLate) lines.push(["kill test", `NOT RUN: the export finished before ${k.afterSeconds} s`]);
+    else {
+      lines.push([
+        "kill test",
+        `kill -9 after ${k.afterSeconds} s; back in ${fmt(k.restartSeconds ?? NaN, 1)} s; webhook ${fmt(k.restartToWebhookSeconds ?? NaN, 1)} s after the restart; ` +
+          `${k.sweeps.length} sweeper tick(s); webhooks: ${k.webhooks.map((w) => `${w.type} at ${fmt(w.atSeconds, 1)} s`).join(", ") || "none"}`,
+      ]);
+      for (const c of k.checks) lines.push(["  check", `${c.what}: ${met(c.ok)}`]);
+    }
+  }
   if (r.error) lines.push(["FAILED", r.error]);
-  lines.push(["wrangler log", `${relative(ROOT, r.wranglerLog)} (${r.logErrors.length} error line(s))`]);
+  lines.push(["wrangler log", `${relative(ROOT, r.wranglerLog)}${r.kill?.restartLog ? ` and ${relative(ROOT, r.kill.restartLog)}` : ""} (${r.logErrors.length} error line(s))`]);
   for (const line of r.logErrors.slice(0, 5)) lines.push(["", `  ${line.slice(0, 300)}`]);
   const width = Math.max(...lines.map(([k]) => k.length));
   console.log(lines.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join("\n"));
 }
 
-function printSummary(results: Result[]) {
-  const header = ["N", "rows", "export s", "rows/s", "output", "peak RSS", "sqlite3 s", "ratio", "check"];
-  const rows = results.map((r) => [
-    fmt(r.n),
-    r.export ? fmt(r.export.count) : "-",
-    r.export ? fmt(r.export.wallSeconds, 2) : "-",
-    r.export ? fmt(r.export.rowsPerSecond) : "-",
-    r.export ? mib(r.export.outputBytes) : "-",
-    r.memory ? mib(r.memory.peakBytes) : "-",
-    r.sqlite3 ? fmt(r.sqlite3.seconds, 2) : "-",
-    r.ratio !== undefined ? fmt(r.ratio, 2) : "-",
-    r.error ? "FAILED" : r.check?.ok ? "OK" : "MISMATCH",
-  ]);
+/** The API latency targets, checked on the during-export probes. */
+function apiTargets(r: Result): Array<{ what: string; ok: boolean }> {
+  const during = r.api?.during ?? [];
+  const apiTest = during.find((p) => p.name === "APITest");
+  const unknown = during.find((p) => p.name === "unknown path");
+  if (!apiTest || !unknown) return [];
+  const all = [...(r.api?.idle ?? []), ...during, ...(r.api?.afterRestart ?? [])];
+  const fivexx = all.reduce((t, p) => t + p.failures.status5xx, 0);
+  return [
+    { what: `APITest p99 ${ms(apiTest.p99Ms)} <= ${TARGETS.apiTestP99Ms} ms`, ok: apiTest.p99Ms !== null && apiTest.p99Ms <= TARGETS.apiTestP99Ms },
+    { what: `unknown path p99 ${ms(unknown.p99Ms)} <= ${TARGETS.unknownPathP99Ms} ms`, ok: unknown.p99Ms !== null && unknown.p99Ms <= TARGETS.unknownPathP99Ms },
+    { what: `no 5xx (${fivexx})`, ok: fivexx === 0 },
+    { what: `no failures (${apiTest.failures.total + unknown.failures.total})`, ok: apiTest.failures.total + unknown.failures.total === 0 },
+  ];
+}
+
+interface HistoryLine {
+  startedAt: string;
+  n: number;
+  ok: boolean;
+  vars: Record<string, string>;
+  killAfter?: number;
+  wallSeconds?: number;
+  peakBytes?: number;
+  slices?: number;
+  ratio?: number;
+}
+
+function readHistory(): HistoryLine[] {
+  if (!existsSync(HISTORY_FILE)) return [];
+  return readFileSync(HISTORY_FILE, "utf8")
+    .split("\n")
+    .filter((l) => l.trim())
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l) as HistoryLine];
+      } catch {
+        return [];
+      }
+    });
+}
+
+/** Whether a run used the shipped slice budget (no EXPORT_SLICE_BUDGET_MS given). */
+const defaultBudget = (vars: Record<string, string>) => !("EXPORT_SLICE_BUDGET_MS" in vars);
+
+function printSummary(results: Result[], history: HistoryLine[]) {
+  const header = ["N", "rows", "export s", "rows/s", "output", "peak RSS", "slices", "sqlite3 s", "ratio", "APITest p99", "404 p99", "GetSegments p50", "check"];
+  const rows = results.map((r) => {
+    const during = (name: string) => r.api?.during.find((p) => p.name === name);
+    return [
+      fmt(r.n),
+      r.export ? fmt(r.export.count) : "-",
+      r.export ? fmt(r.export.wallSeconds, 2) : "-",
+      r.export ? fmt(r.export.rowsPerSecond) : "-",
+      r.export ? mib(r.export.outputBytes) : "-",
+      r.memory ? mib(r.memory.peakBytes) : "-",
+      r.export ? String(r.export.slices) : "-",
+      r.sqlite3 ? fmt(r.sqlite3.seconds, 2) : "-",
+      r.ratio !== undefined ? fmt(r.ratio, 2) : "-",
+      ms(during("APITest")?.p99Ms),
+      ms(during("unknown path")?.p99Ms),
+      r.getSegments && !r.getSegments.error ? ms(r.getSegments.p50Ms) : "-",
+      r.error ? "FAILED" : r.check?.ok ? (r.ok ? "OK" : "OK; kill checks NOT met") : "MISMATCH",
+    ];
+  });
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 || i === cells.length - 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(" | ")} |`;
   console.log("\n=== summary ===");
@@ -348,7 +822,7 @@ function printSummary(results: Result[]) {
   console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
   for (const row of rows) console.log(line(row));
 
-  const measured = results.filter((r) => r.memory && r.export).sort((a, b) => a.n - b.n);
+  const measured = results.filter((r) => r.memory && r.export && !r.memory.afterRestart).sort((a, b) => a.n - b.n);
   if (measured.length >= 2) {
     const small = measured[0]!;
     const large = measured[measured.length - 1]!;
@@ -358,29 +832,78 @@ function printSummary(results: Result[]) {
         `time growth ${fmt(large.export!.wallSeconds / small.export!.wallSeconds, 1)}x for ${fmt(large.n / small.n, 1)}x the rows`,
     );
   }
-  // The targets of issue 3, for the largest size run (they are stated for 1M and 100k).
-  const largest = measured[measured.length - 1];
-  if (largest?.ratio !== undefined) {
-    const met = (ok: boolean) => (ok ? "met" : "NOT met");
-    const targets = [`export/sqlite3 at ${fmt(largest.n)}: ${fmt(largest.ratio, 2)} (target <= 3: ${met(largest.ratio <= 3)})`];
-    if (measured.length >= 2) {
-      const growth = largest.memory!.peakBytes / measured[0]!.memory!.peakBytes;
-      targets.push(`RSS growth: ${fmt(growth, 2)} (target <= 1.3: ${met(growth <= 1.3)})`);
+  // Issue 3's targets: export/sqlite3 at 1M (else the largest size run), RSS growth 100k -> 1M (else smallest -> largest).
+  const at1M = measured.find((r) => r.n === 1_000_000) ?? measured.filter((r) => r.n <= 1_000_000).pop() ?? measured[measured.length - 1];
+  if (at1M?.ratio !== undefined) {
+    const targets = [`export/sqlite3 at ${fmt(at1M.n)}: ${fmt(at1M.ratio, 2)} (target <= ${TARGETS.exportOverSqlite3}: ${met(at1M.ratio <= TARGETS.exportOverSqlite3)})`];
+    const small = measured[0]!;
+    if (small !== at1M) {
+      const growth = at1M.memory!.peakBytes / small.memory!.peakBytes;
+      targets.push(`RSS growth ${fmt(small.n)} -> ${fmt(at1M.n)}: ${fmt(growth, 2)} (target <= ${TARGETS.rssGrowth}: ${met(growth <= TARGETS.rssGrowth)})`);
     }
     targets.push(`rows lost or duplicated: ${results.every((r) => r.check?.ok) ? "none" : "SEE MISMATCH ABOVE"}`);
     console.log(`targets: ${targets.join("; ")}`);
+  }
+  for (const r of results) {
+    const api = apiTargets(r);
+    if (api.length) console.log(`API during the ${fmt(r.n)} export: ${api.map((t) => `${t.what}: ${met(t.ok)}`).join("; ")}`);
+    const g = r.getSegments;
+    if (g && !g.error) {
+      console.log(
+        `GetSegments at ${fmt(r.n)}: first ${ms(g.coldMs)}, p50 ${ms(g.p50Ms)}, max ${ms(g.maxMs)} (target <= ${TARGETS.getSegmentsMs} ms at 1M x 3 segments: ` +
+          `${met(g.maxMs <= TARGETS.getSegmentsMs)}); counts ${g.mismatches.length ? `MISMATCH (${g.mismatches.join("; ")})` : "match the dataset"}`,
+      );
+    }
+  }
+  // Issue 6's multi-slice target, for every size of 10M or more: against the 1M run of this invocation, else
+  // the latest successful 1M run (default settings, no kill) in the history.
+  for (const big of results.filter((r) => r.n >= 10_000_000)) {
+    const here = results.find((r) => r.n === 1_000_000 && r.ok && r.memory && !r.kill);
+    const earlier = [...history].reverse().find((h) => h.n === 1_000_000 && h.ok && h.peakBytes && !h.killAfter && Object.keys(h.vars).length === 0);
+    const refBytes = here?.memory?.peakBytes ?? earlier?.peakBytes;
+    const refWhat = here ? "the 1M run above" : earlier ? `the 1M run of ${earlier.startedAt} (results-history)` : "no 1M run to compare with";
+    const checks = [
+      `completes: ${met(!!big.export && !big.error)}`,
+      `default slice budget: ${met(defaultBudget(big.vars))}${defaultBudget(big.vars) ? "" : ` (EXPORT_SLICE_BUDGET_MS=${big.vars.EXPORT_SLICE_BUDGET_MS})`}`,
+      `slices ${big.export?.slices ?? "-"} (target >= ${TARGETS.multiSliceMinSlices}): ${met((big.export?.slices ?? 0) >= TARGETS.multiSliceMinSlices)}`,
+      `exact file: ${met(!!big.check?.ok)}`,
+      refBytes && big.memory
+        ? `peak RSS ${mib(big.memory.peakBytes)} = ${fmt(big.memory.peakBytes / refBytes, 2)}x ${refWhat} (target <= ${TARGETS.multiSliceRssOver1M}x): ${met(big.memory.peakBytes / refBytes <= TARGETS.multiSliceRssOver1M)}`
+        : `peak RSS vs 1M: ${refWhat}`,
+    ];
+    console.log(`multi-slice at ${fmt(big.n)}: ${checks.join("; ")}`);
+  }
+  for (const r of results.filter((r) => r.kill)) {
+    const k = r.kill!;
+    if (k.tooLate) console.log(`kill test at ${fmt(r.n)}: NOT RUN (the export finished before ${k.afterSeconds} s)`);
+    else if (!k.checks.length) console.log(`kill test at ${fmt(r.n)}: FAILED before its checks: ${r.error ?? "see above"}`);
+    else console.log(`kill test at ${fmt(r.n)}: ${k.checks.map((c) => `${c.what}: ${met(c.ok)}`).join("; ")}`);
   }
 }
 
 const results: Result[] = [];
 const startedAt = new Date().toISOString();
 const loadBefore = loadavg();
+const history = readHistory();
 for (const n of sizes) {
   const result = await benchOne(n);
   if (interrupted) process.exit(130);
   results.push(result);
+  const userVarsObject = Object.fromEntries(userVars);
+  const entry: HistoryLine = {
+    startedAt,
+    n,
+    ok: result.ok,
+    vars: userVarsObject,
+    ...(killAfterSeconds !== undefined ? { killAfter: killAfterSeconds } : {}),
+    wallSeconds: result.export?.wallSeconds,
+    peakBytes: result.memory?.peakBytes,
+    slices: result.export?.slices,
+    ratio: result.ratio,
+  };
+  appendFileSync(HISTORY_FILE, `${JSON.stringify(entry)}\n`);
 }
-printSummary(results);
+printSummary(results, history);
 
 const resultsFile = join(BENCH_DIR, "results.json");
 const small = results.filter((r) => r.memory).sort((a, b) => a.n - b.n);
@@ -391,9 +914,11 @@ writeFileSync(
       startedAt,
       finishedAt: new Date().toISOString(),
       machine: { cpus: cpus().length, loadAverageAtStart: loadBefore, loadAverageAtEnd: loadavg(), node: process.version },
-      options: { sizes, keep: flags.keep, vars: flags.var },
+      options: { sizes, keep: flags.keep, vars: Object.fromEntries(userVars), probeRate, segmentsCalls, killAfterSeconds: killAfterSeconds ?? null },
+      targets: TARGETS,
       rssGrowth: small.length >= 2 ? small[small.length - 1]!.memory!.peakBytes / small[0]!.memory!.peakBytes : null,
-      results,
+      // The signing secret of the session is not kept.
+      results: results.map((r) => ({ ...r, vars: Object.fromEntries(Object.entries(r.vars).filter(([k]) => k !== "DOWNLOAD_SIGNING_SECRET")) })),
     },
     null,
     2,

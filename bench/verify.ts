@@ -80,12 +80,17 @@ const OPEN_BRACE = 0x7b;
 const CLOSE_BRACE = 0x7d;
 const OPEN_BRACKET = 0x5b;
 const CLOSE_BRACKET = 0x5d;
+const COMMA = 0x2c;
+const fmtInt = (n: number) => n.toLocaleString("en-US");
 
 export interface ExportFileSummary {
   /** `response.status` of the envelope. */
   status: unknown;
   /** `response.data.count` of the envelope. */
   count: unknown;
+  /** Where the subscribers array is not valid JSON (a stray, missing or trailing comma); the first few. */
+  syntaxErrors: string[];
+  syntaxErrorCount: number;
 }
 
 /**
@@ -100,8 +105,21 @@ export async function scanExportFile(file: string, onRecord: (text: string) => v
   let depth = 0;
   let inString = false;
   let escaped = false;
+  // Separators between the array's elements: exactly one comma between two elements, none before the first
+  // or after the last (a stray comma is invalid JSON that a lenient reader would skip).
+  let afterElement = false;
+  let afterComma = false;
+  let elements = 0;
+  let offset = 0;
+  const syntaxErrors: string[] = [];
+  let syntaxErrorCount = 0;
+  const syntaxError = (what: string, at: number) => {
+    if (syntaxErrorCount++ < 5) syntaxErrors.push(`${what} at byte ${fmtInt(at)} (after ${fmtInt(elements)} record(s))`);
+  };
 
   for await (const chunk of createReadStream(file, { highWaterMark: 4 * 1024 * 1024 }) as AsyncIterable<Buffer>) {
+    const chunkOffset = offset;
+    offset += chunk.length;
     let i = 0;
     if (phase === "head") {
       head += chunk.toString("latin1");
@@ -132,23 +150,35 @@ export async function scanExportFile(file: string, onRecord: (text: string) => v
       if (b === QUOTE) {
         inString = true;
       } else if (b === OPEN_BRACE || b === OPEN_BRACKET) {
-        if (depth === 0) elementStart = i;
+        if (depth === 0) {
+          elementStart = i;
+          if (afterElement) syntaxError("no comma between two records", chunkOffset + i);
+          afterElement = false;
+          afterComma = false;
+        }
         depth++;
       } else if (b === CLOSE_BRACE || b === CLOSE_BRACKET) {
         if (depth === 0) {
           // The end of the subscribers array.
+          if (afterComma) syntaxError("a comma after the last record", chunkOffset + i);
           phase = "tail";
           tail.push(chunk.subarray(i));
           break;
         }
         depth--;
         if (depth === 0) {
+          afterElement = true;
+          elements++;
           pieces.push(chunk.subarray(elementStart, i + 1));
           onRecord(Buffer.concat(pieces).toString("utf8"));
           pieces = [];
           elementStart = -1;
         }
-      } else if (depth === 0 && b !== 0x2c && b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09) {
+      } else if (depth === 0 && b === COMMA) {
+        if (!afterElement) syntaxError(elements === 0 ? "a comma before the first record" : "two commas in a row", chunkOffset + i);
+        afterElement = false;
+        afterComma = true;
+      } else if (depth === 0 && b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09) {
         throw new Error(`unexpected byte ${JSON.stringify(String.fromCharCode(b))} between records of the export file`);
       }
     }
@@ -158,7 +188,7 @@ export async function scanExportFile(file: string, onRecord: (text: string) => v
   const envelope = JSON.parse(`${head}[${Buffer.concat(tail).toString("utf8")}`) as {
     response?: { status?: unknown; data?: { count?: unknown } };
   };
-  return { status: envelope.response?.status, count: envelope.response?.data?.count };
+  return { status: envelope.response?.status, count: envelope.response?.data?.count, syntaxErrors, syntaxErrorCount };
 }
 
 /** Streams the baseline's output: one JSON record per line. */
@@ -190,6 +220,9 @@ export async function compareOutputs(exportFile: string, baselineFile: string): 
   await scanLines(baselineFile, (text) => baseline.add(text));
 
   const problems: string[] = [];
+  if (summary.syntaxErrorCount > 0) {
+    problems.push(`the file is not valid JSON: ${summary.syntaxErrorCount} separator error(s) in the subscribers array: ${summary.syntaxErrors.join("; ")}`);
+  }
   if (summary.status !== "SUCCESS") problems.push(`the file's response.status is ${JSON.stringify(summary.status)}, not "SUCCESS"`);
   if (summary.count !== exported.count) {
     problems.push(`the file says count ${JSON.stringify(summary.count)} but holds ${exported.count} records`);

@@ -1,11 +1,12 @@
-/** `wrangler dev` for both workers on a benchmark state directory, and the benchmark's webhook receiver. */
+/** `wrangler dev` for the service's workers on a benchmark state directory, and the benchmark's webhook receiver. */
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, openSync, readFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import { createRequire } from "node:module";
 import { createConnection } from "node:net";
+import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { ROOT } from "./dataset";
-import { killTree, WorkerdMemorySampler } from "./processes";
+import { killTree, killTreeNow, WorkerdMemorySampler } from "./processes";
 
 const wranglerBin = createRequire(import.meta.url).resolve("wrangler/bin/wrangler.js");
 
@@ -14,7 +15,16 @@ export interface DevServer {
   pid: number;
   memory: WorkerdMemorySampler;
   logFile: string;
+  /** Ends the whole tree gracefully (SIGTERM, then SIGKILL after a grace period). */
   stop(): Promise<void>;
+  /** `kill -9` of the whole tree at once, as a crash would; resolves when every process is gone. */
+  crash(): Promise<void>;
+  /**
+   * Rejects when wrangler logs that it reloads the workers (a file its bundler watches changed, e.g. an
+   * `npm install` into node_modules): that restarts workerd and kills a running slice. Checked every second
+   * from the moment this is called; `stop` ends the watch.
+   */
+  watchReloads(): { reloaded: Promise<never>; stop(): void };
 }
 
 /** Whether something already listens on 127.0.0.1:port. */
@@ -39,32 +49,104 @@ export async function stopAllWranglerDev(): Promise<void> {
 }
 
 /**
- * Starts `wrangler dev -c wrangler.toml -c mailer/wrangler.toml` on the state directory, in its own process
- * group, with its output in `logFile`; resolves once the API answers `ready` with 200.
+ * The service's workers in one local session, as scripts/dev.sh starts them: the first (the API worker) owns the
+ * port. (The first worker must be the API: in wrangler 4.86 the other workers of a session lose their
+ * rate-limit bindings.)
+ */
+export const SERVICE_CONFIGS = ["wrangler.toml", "wrangler.exporter.toml", "mailer/wrangler.toml"];
+/**
+ * The dev clock, a session of its own: GET /__scheduled on it runs the export worker's cron (the sweeper) in
+ * the service's session, which it reaches through wrangler's dev registry.
+ */
+export const CLOCK_CONFIG = "dev/clock.wrangler.toml";
+
+/**
+ * Writes a dotenv file (for `--env-file` and as a `.dev.vars`). Plain values when safe; else single quotes
+ * (dotenv takes them literally), else double quotes.
+ */
+export function writeEnvFile(file: string, vars: Record<string, string>): void {
+  const lines = Object.entries(vars).map(([key, value]) => {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new Error(`env file: "${key}" is not a variable name`);
+    if (/[\r\n]/.test(value)) throw new Error(`env file: the value of ${key} spans lines`);
+    if (/^[A-Za-z0-9_.:/@,+=-]*$/.test(value)) return `${key}=${value}`;
+    if (!value.includes("'")) return `${key}='${value}'`;
+    return `${key}="${value.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
+  });
+  writeFileSync(file, `# Written by npm run bench for its wrangler dev session; rewritten on every run.\n${lines.join("\n")}\n`, { mode: 0o600 });
+}
+
+/** Keys of a wrangler config whose values are paths relative to the config file. */
+const PATH_KEYS = ["main", "migrations_dir", "tsconfig", "directory", "base_dir", "watch_dir", "cwd"];
+
+/**
+ * The benchmark's copies of `configs`, in `sessionDir`, with a `.dev.vars` beside them holding `vars`.
+ *
+ * Why copies: wrangler 4.86 hands `--env-file` (and `--var`) only to the first worker of a multi-config
+ * session. Each other worker reads the `.dev.vars` beside its own config file instead (for
+ * wrangler.exporter.toml, the developer's ./.dev.vars), so settings meant for the export worker would never
+ * reach it. The copies are the configs as they are, with their relative paths made absolute, all in one
+ * directory whose `.dev.vars` is the benchmark's. The first worker gets the same file through `--env-file`.
+ */
+export function writeSessionConfigs(sessionDir: string, configs: readonly string[], vars: Record<string, string>): { configs: string[]; envFile: string } {
+  rmSync(sessionDir, { recursive: true, force: true });
+  mkdirSync(sessionDir, { recursive: true });
+  const envFile = join(sessionDir, ".dev.vars");
+  writeEnvFile(envFile, vars);
+  const copies = configs.map((config, i) => {
+    const source = join(ROOT, config);
+    const dir = dirname(source);
+    const text = readFileSync(source, "utf8").replace(
+      new RegExp(`^(\\s*(?:${PATH_KEYS.join("|")})\\s*=\\s*)"([^"]*)"`, "gm"),
+      (_, lead: string, value: string) => `${lead}${JSON.stringify(isAbsolute(value) ? value : resolve(dir, value))}`,
+    );
+    const folder = basename(dirname(config));
+    const target = join(sessionDir, `${i + 1}-${folder === "." ? "" : `${folder}-`}${basename(config)}`);
+    writeFileSync(target, `# Copied by npm run bench from ${config}, with absolute paths (see bench/wrangler_dev.ts).\n${text}`);
+    return target;
+  });
+  return { configs: copies, envFile };
+}
+
+/**
+ * Starts `wrangler dev` with `configs` on a state directory, in its own process group, with its output in
+ * `logFile`; resolves once `ready` says so. With `vars`, the configs are copied into `sessionDir` with the
+ * settings beside them (see writeSessionConfigs). `registryDir` is wrangler's dev registry
+ * (WRANGLER_REGISTRY_PATH): a directory of the benchmark's own, so that its sessions find each other and not the
+ * workers of an `npm run dev` running on the same machine (they have the same names).
  */
 export async function startWranglerDev(options: {
+  configs: readonly string[];
   stateDir: string;
   port: number;
-  vars: string[];
+  vars?: Record<string, string>;
+  sessionDir?: string;
+  registryDir: string;
   logFile: string;
-  ready: (baseUrl: string) => Promise<boolean>;
+  /** true: ready; false: not yet; a string: it never will be (the reason). */
+  ready: (baseUrl: string) => Promise<boolean | string>;
   timeoutMs?: number;
 }): Promise<DevServer> {
   const baseUrl = `http://127.0.0.1:${options.port}`;
-  if (await portInUse(options.port)) throw new Error(`port ${options.port} is in use; pick another with --port`);
+  if (await portInUse(options.port)) throw new Error(`port ${options.port} is in use; pick another port (see --help)`);
+  let configs = options.configs.map((c) => join(ROOT, c));
+  let envArgs: string[] = [];
+  if (options.vars) {
+    if (!options.sessionDir) throw new Error("startWranglerDev: vars need a sessionDir");
+    const session = writeSessionConfigs(options.sessionDir, options.configs, options.vars);
+    configs = session.configs;
+    envArgs = ["--env-file", session.envFile];
+  }
+  mkdirSync(options.registryDir, { recursive: true });
   const args = [
     wranglerBin,
     "dev",
-    "-c", "wrangler.toml",
-    "-c", "mailer/wrangler.toml",
+    ...configs.flatMap((c) => ["-c", c]),
+    ...envArgs,
     "--ip", "127.0.0.1",
     "--port", String(options.port),
     "--inspector-port", "0",
     "--persist-to", options.stateDir,
     "--show-interactive-dev-session=false",
-    "--var", "ALLOW_HTTP_WEBHOOKS:true",
-    "--var", `PUBLIC_BASE_URL:${baseUrl}`,
-    ...options.vars.flatMap((v) => ["--var", v]),
   ];
   const log = openSync(options.logFile, "w");
   let child: ChildProcess;
@@ -73,7 +155,7 @@ export async function startWranglerDev(options: {
       cwd: ROOT,
       detached: true, // its own process group, so that stop() ends exactly this tree
       stdio: ["ignore", log, log],
-      env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", FORCE_COLOR: "0" },
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false", WRANGLER_REGISTRY_PATH: options.registryDir, NO_COLOR: "1", FORCE_COLOR: "0" },
     });
   } finally {
     closeSync(log);
@@ -90,6 +172,11 @@ export async function startWranglerDev(options: {
     await killTree(pid);
   };
   live.add(stop);
+  const crash = async () => {
+    live.delete(stop);
+    memory.stop();
+    await killTreeNow(pid);
+  };
 
   const deadline = Date.now() + (options.timeoutMs ?? 180_000);
   for (;;) {
@@ -101,10 +188,46 @@ export async function startWranglerDev(options: {
       await stop();
       throw new Error(`wrangler dev was not ready within ${(options.timeoutMs ?? 180_000) / 1000} s; see ${options.logFile}:\n${tail(options.logFile)}`);
     }
-    if (await options.ready(baseUrl).catch(() => false)) break;
+    const ready = await options.ready(baseUrl).catch(() => false);
+    if (typeof ready === "string") {
+      await stop();
+      throw new Error(`wrangler dev started, but ${ready}; see ${options.logFile}:\n${tail(options.logFile)}`);
+    }
+    if (ready) break;
     await sleep(300);
   }
-  return { baseUrl, pid, memory, logFile: options.logFile, stop };
+  const watchReloads = () => {
+    let from = fileSize(options.logFile);
+    let timer: NodeJS.Timeout | undefined;
+    const reloaded = new Promise<never>((_, reject) => {
+      timer = setInterval(() => {
+        const size = fileSize(options.logFile);
+        if (size <= from) return;
+        const text = readFileSync(options.logFile).subarray(from, size).toString("utf8");
+        from = size;
+        if (/Reloading local server/.test(text)) {
+          clearInterval(timer);
+          reject(
+            new Error(
+              `wrangler reloaded the workers during the run (a file its bundler watches changed, e.g. npm install into ` +
+                `node_modules, or an edit under src/): the running slice was killed and the figures would mean nothing; run again (${options.logFile})`,
+            ),
+          );
+        }
+      }, 1000);
+    });
+    reloaded.catch(() => {}); // handled by whoever races it
+    return { reloaded, stop: () => clearInterval(timer) };
+  };
+  return { baseUrl, pid, memory, logFile: options.logFile, stop, crash, watchReloads };
+}
+
+function fileSize(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
 }
 
 export function tail(file: string, lines = 30): string {
@@ -132,7 +255,8 @@ export function logErrors(file: string): string[] {
       while (i + 1 < lines.length && /^\s+at /.test(lines[i + 1]!)) i++;
       continue;
     }
-    if (/\berror\b|✘|uncaught|exception|\bfailed\b/i.test(line)) found.push(line.trim());
+    // ("failed" as a JSON key, e.g. in the sweeper's report {"failed":0}, is not an error.)
+    if (/\berror\b|✘|uncaught|exception|(?<!")\bfailed\b(?!")/i.test(line)) found.push(line.trim());
   }
   return found;
 }
@@ -149,6 +273,8 @@ export class WebhookReceiver {
   private server: Server;
   private waiting: Array<(arrival: WebhookArrival) => void> = [];
   private arrived: WebhookArrival[] = [];
+  /** Every POST received so far, in order, whether handed over by next() or not. */
+  readonly received: WebhookArrival[] = [];
 
   constructor(readonly port: number) {
     this.server = createServer((req, res) => {
@@ -158,6 +284,7 @@ export class WebhookReceiver {
       req.on("end", () => {
         res.writeHead(200, { "content-type": "text/plain" }).end("ok");
         const arrival = { arrivedAt, headers: req.headers, body: Buffer.concat(chunks).toString("utf8") };
+        this.received.push(arrival);
         const waiter = this.waiting.shift();
         if (waiter) waiter(arrival);
         else this.arrived.push(arrival);

@@ -40,6 +40,9 @@ else
 fi
 
 clock_port=${DEV_CLOCK_PORT:-8799}
+# A dev registry of this checkout's own, so that the dev clock reaches this session's export worker and not
+# another checkout's (the registry is machine-wide by default, and the worker names are the same).
+export WRANGLER_REGISTRY_PATH=${WRANGLER_REGISTRY_PATH:-$PWD/.wrangler/dev-registry}
 every=${SWEEP_EVERY_SECONDS:-60}
 pids=()
 stop() {
@@ -49,10 +52,10 @@ trap stop EXIT
 trap 'exit 130' INT TERM
 
 echo "dev: starting the workers on http://localhost (the API; see wrangler's \"Ready on\" line)"
-# One .dev.vars for every worker (wrangler would otherwise read it beside each config file), and the local
-# state where `wrangler d1 migrations apply` put it.
+# Each worker reads the .dev.vars beside its config: ./.dev.vars serves the API and the export worker
+# (the mailer needs none). The local state is where `wrangler d1 migrations apply` put it.
 "$wrangler" dev -c wrangler.toml -c wrangler.exporter.toml -c mailer/wrangler.toml \
-  --env-file "$PWD/.dev.vars" --persist-to .wrangler/state "$@" &
+  --persist-to .wrangler/state "$@" &
 pids+=($!)
 main_pid=$!
 
