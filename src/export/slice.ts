@@ -42,6 +42,8 @@ export type SliceOutcome =
   | { kind: "missing" };
 
 const yieldToEventLoop = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+/** Records encoded between two turns of the event loop, so that a slice never holds it for long. */
+const YIELD_EVERY_RECORDS = 500;
 
 /** A slice may overrun its budget by one page, a checkpoint and the last upload; the lease covers that. */
 const LEASE_MARGIN_MS = 120_000;
@@ -154,6 +156,7 @@ async function exportFromCheckpoint(
       if (written) await written;
       count++;
       cursor = id;
+      if (count % YIELD_EVERY_RECORDS === 0) await yieldToEventLoop();
     }
     await fault("mid-part");
     if (endOfData) break;
