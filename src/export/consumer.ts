@@ -33,7 +33,7 @@ const errorText = (error: unknown) => (error instanceof Error ? error.message : 
  * a message whose drive has moved on is dropped, a finished job only has its notification delivered
  * (if it is still pending and no retry of it is scheduled).
  */
-export async function handleExportMessage(message: ExportMessage, attempts: number, deps: ConsumerDeps): Promise<QueueAction> {
+export async function handleExportMessage(message: ExportMessage, deps: ConsumerDeps): Promise<QueueAction> {
   if (message.kind === "notify") return handleNotifyMessage(deps, message);
   try {
     const outcome = await runExportSlice(deps, message.jobId, message.drive);
@@ -148,7 +148,7 @@ function sendMessage(deps: Pick<ConsumerDeps, "env">, message: ExportMessage, de
 /** Applies a handler's decision to each message of a batch; drops (acks) a body that is not ours, after logging it. */
 async function consumeEach(
   batch: MessageBatch<unknown>,
-  handle: (body: ExportMessage, attempts: number) => Promise<QueueAction>,
+  handle: (body: ExportMessage) => Promise<QueueAction>,
 ): Promise<void> {
   for (const message of batch.messages) {
     const body = message.body;
@@ -157,7 +157,7 @@ async function consumeEach(
       message.ack();
       continue;
     }
-    const action = await handle(body, message.attempts).catch((error: unknown): QueueAction => {
+    const action = await handle(body).catch((error: unknown): QueueAction => {
       // Whatever throws (D1, R2, the queue, a bug), the message comes back on the schedule, never at once.
       const reference = crypto.randomUUID();
       console.error(`${body.kind} message for job ${body.jobId} failed (reference ${reference}): ${describeForLog(error)}`);
@@ -171,7 +171,7 @@ async function consumeEach(
 
 /** The export queue's handler: one message at a time, each acked or retried as `handleExportMessage` decides. */
 export function consumeExportBatch(batch: MessageBatch<unknown>, deps: ConsumerDeps): Promise<void> {
-  return consumeEach(batch, (body, attempts) => handleExportMessage(body, attempts, deps));
+  return consumeEach(batch, (body) => handleExportMessage(body, deps));
 }
 
 /** The dead-letter queue's handler. */

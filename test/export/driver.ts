@@ -96,26 +96,25 @@ export const createJob = (h: Harness, account: TestAccount, details: Record<stri
     ...details,
   });
 
-export const handle = (h: Harness, message: ExportMessage, attempts = 1): Promise<QueueAction> =>
-  handleExportMessage(message, attempts, h.deps);
+export const handle = (h: Harness, message: ExportMessage): Promise<QueueAction> => handleExportMessage(message, h.deps);
 
 /**
  * Plays the queue: handles the job's message, then every continuation it enqueues, retrying a message the
- * consumer asks to retry (with its attempt count), until nothing is left. Returns how many messages ran.
+ * consumer asks to retry, until nothing is left. Returns how many messages ran.
  */
 export async function runToEnd(h: Harness, jobId: string, maxMessages = 500): Promise<number> {
   const { drive } = await jobRow(jobId);
-  const pending: Array<{ body: ExportMessage; attempts: number }> = [{ body: { kind: "export", jobId, drive }, attempts: 1 }];
+  const pending: ExportMessage[] = [{ kind: "export", jobId, drive }];
   let handled = 0;
   while (pending.length > 0) {
     if (++handled > maxMessages) throw new Error(`job ${jobId} did not finish within ${maxMessages} messages`);
     const message = pending.shift()!;
-    const action = await handle(h, message.body, message.attempts);
-    for (const next of h.sent.splice(0)) pending.push({ body: next.body, attempts: 1 });
+    const action = await handle(h, message);
+    for (const next of h.sent.splice(0)) pending.push(next.body);
     if (action.action === "retry") {
       // A retry waits for its delay: let the clock pass it (it also lets an abandoned lease expire).
       h.clock.now += (action.delaySeconds + 1) * 1000;
-      pending.push({ body: message.body, attempts: message.attempts + 1 });
+      pending.push(message);
     }
   }
   return handled;

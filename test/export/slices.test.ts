@@ -200,7 +200,7 @@ describe("a slice that dies", () => {
       await expect.poll(() => killed).toBe(true);
 
       // The redelivered message finds the job leased and waits for the lease to run out.
-      const redelivery = await handle(h, { kind: "export", jobId, drive: 0 }, 2);
+      const redelivery = await handle(h, { kind: "export", jobId, drive: 0 });
       expect(redelivery.action).toBe("retry");
       const wait = redelivery.action === "retry" ? redelivery.delaySeconds : 0;
       expect(wait).toBeGreaterThan(60);
@@ -232,7 +232,7 @@ describe("at-least-once delivery", () => {
     const jobId = await createJob(h, account, request());
     await runToEnd(h, jobId);
     const before = await jobRow(jobId);
-    expect(await handle(h, { kind: "export", jobId, drive: 0 }, 2)).toEqual({ action: "ack" });
+    expect(await handle(h, { kind: "export", jobId, drive: 0 })).toEqual({ action: "ack" });
     expect(h.webhooks).toHaveLength(1);
     const after = await jobRow(jobId);
     expect(after.version).toBe(before.version);

@@ -118,10 +118,10 @@ export const createJob = (
  * Runs the job's export messages as the queue would (each continuation in turn) until one does not
  * enqueue another export slice. Returns the last action; notify messages it enqueued stay in the recorder.
  */
-export async function runExport(h: Harness, jobId: string, attempts = 1): Promise<QueueAction> {
+export async function runExport(h: Harness, jobId: string): Promise<QueueAction> {
   let message: ExportMessage = { kind: "export", jobId, drive: 0 };
   for (let slices = 0; slices < 100; slices++) {
-    const action = await handleExportMessage(message, attempts, h.deps);
+    const action = await handleExportMessage(message, h.deps);
     const next = h.queue.sent.findIndex((m) => m.body.kind === "export");
     if (next === -1) return action;
     message = h.queue.sent.splice(next, 1)[0]!.body;
@@ -137,7 +137,7 @@ export async function runNotify(h: Harness, jobId: string) {
   const job = await db().select().from(exportJobs).where(eq(exportJobs.id, jobId)).get();
   if (job && job.notifyDueAt > h.clock.now()) h.clock.advance(job.notifyDueAt - h.clock.now());
   h.queue.sent.splice(0);
-  return handleExportMessage({ kind: "notify", jobId, drive: job?.notifyDrive ?? 0 }, 1, h.deps);
+  return handleExportMessage({ kind: "notify", jobId, drive: job?.notifyDrive ?? 0 }, h.deps);
 }
 
 /** What GetSegmentSubscribersAsyncStatus answers for the job. */
