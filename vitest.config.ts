@@ -22,7 +22,8 @@ const TEST_VARS = {
 const WEBHOOK_SINK = { WEBHOOK_SINK: "webhook-sink" };
 
 export default defineConfig(async () => {
-  const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
+  const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations/control"));
+  const shardMigrations = await readD1Migrations(path.join(import.meta.dirname, "migrations/shard"));
   // The export worker runs as its own worker, with the bindings of its real wrangler config.
   const exporter = unstable_getMiniflareWorkerOptions(path.join(import.meta.dirname, "wrangler.exporter.toml")).workerOptions;
   return {
@@ -30,7 +31,7 @@ export default defineConfig(async () => {
       cloudflareTest({
         wrangler: { configPath: "./wrangler.toml" },
         miniflare: {
-          bindings: { TEST_MIGRATIONS: migrations, ...TEST_VARS },
+          bindings: { TEST_MIGRATIONS: migrations, TEST_SHARD_MIGRATIONS: shardMigrations, ...TEST_VARS },
           // Tests also drive the export worker's handlers directly (test/export/driver.ts), with this worker's env.
           serviceBindings: { MAILER: "segment-export-mailer" },
           r2Buckets: WEBHOOK_SINK,

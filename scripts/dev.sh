@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # npm run dev: the whole service on http://localhost:8787 with a local D1, R2 and Queue.
-#   1. applies the migrations to the local database;
-#   2. seeds the demo data (scripts/seed.ts) if the demo account is not there yet;
+#   1. applies the migrations to the local control database (DB) and the two data shards (SHARD_0, SHARD_1),
+#      and registers the shards in the directory;
+#   2. seeds the demo data (scripts/seed.ts) on SHARD_0 (DEMO_SHARD) if the demo account is not there yet;
 #   3. runs the API, export and mailer workers in one `wrangler dev` (the API worker owns the port);
 #   4. runs the dev clock (dev/clock.ts) in a second, small wrangler dev session on DEV_CLOCK_PORT (8799),
 #      and calls its /__scheduled every minute: it runs the export worker's cron, as Cron Triggers would
@@ -15,28 +16,47 @@ export WRANGLER_SEND_METRICS=false
 wrangler=node_modules/.bin/wrangler
 [[ -x $wrangler ]] || { echo "dev: wrangler is not installed; run npm install first" >&2; exit 1; }
 
-echo "dev: applying migrations to the local database"
+# The local databases: the control database (DB) and two data shards, each with its migration set.
+DEMO_SHARD=${DEMO_SHARD:-SHARD_0}
+echo "dev: applying migrations to the local control database and shards"
 "$wrangler" d1 migrations apply DB --local
+for shard in SHARD_0 SHARD_1; do "$wrangler" d1 migrations apply "$shard" --local; done
 
-demo_accounts=$("$wrangler" d1 execute DB --local --json \
-  --command "SELECT count(*) AS n FROM accounts WHERE username = 'demo'" |
-  node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s)[0].results[0].n))')
-
-if [[ $demo_accounts == 0 ]]; then
-  echo "dev: seeding the demo data (account demo, ~1,000 subscribers, segments 12, 13, 14)"
-  seed_file=$(mktemp "${TMPDIR:-/tmp}/segment-export-seed.XXXXXX")
-  trap 'rm -f "$seed_file"' EXIT
-  node_modules/.bin/tsx scripts/seed.ts >"$seed_file"
-  # wrangler prints every statement's result; show its output only if the seed fails.
-  if ! seed_log=$("$wrangler" d1 execute DB --local --file "$seed_file" 2>&1); then
-    echo "$seed_log" >&2
-    echo "dev: seeding failed; to start over with an empty local database: rm -rf .wrangler/state" >&2
+# One value from `wrangler d1 execute <database> --local --json --command <sql>` (first row, column n).
+query() {
+  "$wrangler" d1 execute "$1" --local --json --command "$2" |
+    node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s)[0].results[0]?.n ?? ""))'
+}
+# Runs a SQL file quietly (wrangler prints every statement's result); shows its output only if it fails.
+run_sql_file() {
+  local log
+  if ! log=$("$wrangler" d1 execute "$1" --local --file "$2" 2>&1); then
+    echo "$log" >&2
+    echo "dev: seeding failed; to start over with empty local databases: rm -rf .wrangler/state" >&2
     exit 1
   fi
-  rm -f "$seed_file"
+}
+
+# The shards join the directory once (docs/shards.md: adding a shard in production is the same step).
+"$wrangler" d1 execute DB --local --command "INSERT OR IGNORE INTO shards (name) VALUES ('SHARD_0'), ('SHARD_1')" >/dev/null
+
+demo_accounts=$(query DB "SELECT count(*) AS n FROM accounts WHERE username = 'demo'")
+if [[ $demo_accounts == 0 ]]; then
+  echo "dev: seeding the demo data (account demo on $DEMO_SHARD, ~1,000 subscribers, segments 12, 13, 14)"
+  seed_dir=$(mktemp -d "${TMPDIR:-/tmp}/segment-export-seed.XXXXXX")
+  trap 'rm -rf "$seed_dir"' EXIT
+  node_modules/.bin/tsx scripts/seed.ts control "$DEMO_SHARD" >"$seed_dir/control.sql"
+  run_sql_file DB "$seed_dir/control.sql"
+  demo_id=$(query DB "SELECT id AS n FROM accounts WHERE username = 'demo'")
+  node_modules/.bin/tsx scripts/seed.ts shard "$demo_id" >"$seed_dir/shard.sql"
+  run_sql_file "$DEMO_SHARD" "$seed_dir/shard.sql"
+  rm -rf "$seed_dir"
   trap - EXIT
+elif [[ $(query DB "SELECT count(*) AS n FROM account_directory d JOIN accounts a ON a.id = d.account_id WHERE a.username = 'demo'") == 0 ]]; then
+  echo "dev: the local demo account predates the data shards (it has no shard); start over: rm -rf .wrangler/state" >&2
+  exit 1
 else
-  echo "dev: the demo account is already in the local database; not seeding"
+  echo "dev: the demo account is already in the local databases; not seeding"
 fi
 
 clock_port=${DEV_CLOCK_PORT:-8799}

@@ -1,8 +1,12 @@
 /**
- * Demo data for local development. Prints SQL for `wrangler d1 execute DB --local --file <file>`;
- * scripts/dev.sh runs it once, when the demo account is not in the local database yet.
+ * Demo data for local development, in two parts (scripts/dev.sh runs both once, when the demo account is not
+ * in the local databases yet):
  *
- *   npx tsx scripts/seed.ts > /tmp/seed.sql
+ *   npx tsx scripts/seed.ts control SHARD_0 > control.sql     # for `wrangler d1 execute DB --local --file`
+ *   npx tsx scripts/seed.ts shard <account id> > shard.sql     # for `wrangler d1 execute SHARD_0 --local --file`
+ *
+ * The control part creates the demo account, places it on the named shard, and reserves the demo's ids in the
+ * id allocator; the shard part writes the contacts with the account's id.
  *
  * The data is pseudo-random but deterministic (a fixed PRNG seed), so every machine gets the same
  * subscribers and the same segment counts. Ids are fixed too: the example request names segments 12 and 13,
@@ -10,7 +14,8 @@
  * rows with these ids (not the demo's) makes the seed fail; start over with `rm -rf .wrangler/state`.
  */
 import { hashToken } from "../src/api/auth";
-import type { CustomFieldType, SubscriberStatus } from "../src/db/schema";
+import type { AllocatedTable, CustomFieldType, SubscriberStatus } from "../src/db/shard_schema";
+import { isShardName } from "../src/shards/directory";
 import type { RuleGroup } from "../src/segments/rules";
 import { DEMO_ACCOUNT } from "./demo-account";
 import { insertRows, sqlString, sqlValue } from "./lib/sql";
@@ -197,12 +202,19 @@ const SEGMENTS: Array<{ id: number; name: string; createdAt: string; rules: Rule
   },
 ];
 
-async function seedSql(): Promise<string> {
-  const account = `(SELECT id FROM accounts WHERE username = ${sqlString(DEMO_ACCOUNT.username)})`;
+const HEADER = "-- Demo data for local development (scripts/seed.ts). Not for production.";
+
+/** The demo account, its directory entry, and the reservation of the demo's fixed ids in the allocator. */
+async function controlSql(shard: string): Promise<string> {
   const tokenHash = await hashToken(DEMO_ACCOUNT.tokenSalt, DEMO_ACCOUNT.usertoken);
   const people = generateSubscribers();
-  const created = sqlString("2023-01-01T00:00:00Z");
-
+  const highest: Record<AllocatedTable, number> = {
+    lists: Math.max(...Object.keys(LIST_NAMES).map(Number)),
+    custom_fields: Math.max(...Object.values(FIELDS).map((f) => f.id)),
+    tags: Math.max(...Object.keys(TAG_NAMES).map(Number)),
+    subscribers: Math.max(...people.map((p) => p.id)),
+    segments: Math.max(...SEGMENTS.map((s) => s.id)),
+  };
   const statements = [
     `INSERT INTO accounts (username, token_salt, token_hash, webhook_secret) VALUES (${[
       DEMO_ACCOUNT.username,
@@ -212,6 +224,25 @@ async function seedSql(): Promise<string> {
     ]
       .map(sqlString)
       .join(", ")});`,
+    `INSERT INTO account_directory (account_id, shard, updated_at)
+       SELECT id, ${sqlString(shard)}, 0 FROM accounts WHERE username = ${sqlString(DEMO_ACCOUNT.username)};`,
+    // The demo's ids are fixed (the README's example asks for segments 12 and 13): the allocator must never
+    // hand them out again.
+    ...Object.entries(highest).map(
+      ([table, id]) =>
+        `INSERT INTO id_sequences (name, last_id) VALUES (${sqlString(table)}, ${id}) ON CONFLICT (name) DO UPDATE SET last_id = max(last_id, excluded.last_id);`,
+    ),
+  ];
+  return `${HEADER}\n${statements.join("\n")}\n`;
+}
+
+/** The demo account's contacts, for the shard it was placed on. */
+function shardSql(accountId: number): string {
+  const account = String(accountId);
+  const people = generateSubscribers();
+  const created = sqlString("2023-01-01T00:00:00Z");
+
+  const statements = [
     ...insertRows(
       "lists",
       ["id", "account_id", "name", "created_at"],
@@ -252,7 +283,13 @@ async function seedSql(): Promise<string> {
       SEGMENTS.map((s) => [String(s.id), account, sqlString(s.name), sqlString(JSON.stringify(s.rules)), sqlValue(s.createdAt)]),
     ),
   ];
-  return `-- Demo data for local development (scripts/seed.ts). Not for production.\n${statements.join("\n")}\n`;
+  return `${HEADER}\n${statements.join("\n")}\n`;
 }
 
-process.stdout.write(await seedSql());
+const [part, arg] = process.argv.slice(2);
+if (part === "control" && arg && isShardName(arg)) process.stdout.write(await controlSql(arg));
+else if (part === "shard" && arg && /^[1-9]\d*$/.test(arg)) process.stdout.write(shardSql(Number(arg)));
+else {
+  console.error("usage: tsx scripts/seed.ts control <SHARD_n> | shard <account id>");
+  process.exit(1);
+}

@@ -10,19 +10,29 @@ export const DOMAIN_ERROR_CODES = {
   QUERY_TOO_LARGE: { retryable: false },
   /** A stored checkpoint cannot be resumed (it is damaged). */
   CHECKPOINT_DAMAGED: { retryable: false },
-} as const;
+  /**
+   * The account's data shard cannot be reached as configured: the account has no directory entry, or the
+   * entry names a shard this worker has no D1 binding for. The operator's to fix (a deploy), never the
+   * client's: the API answers 503, and an export retries until the configuration is repaired.
+   */
+  SHARD_UNAVAILABLE: { retryable: true, operator: true },
+} as const satisfies Record<string, { retryable: boolean; operator?: boolean }>;
 
 export type DomainErrorCode = keyof typeof DOMAIN_ERROR_CODES;
 
 export class DomainError extends Error {
   readonly code: DomainErrorCode;
   readonly retryable: boolean;
+  /** The operator's to fix (configuration), not the client's: not shown to clients. */
+  readonly operator: boolean;
 
   constructor(code: DomainErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = "DomainError";
     this.code = code;
-    this.retryable = DOMAIN_ERROR_CODES[code].retryable;
+    const kind: { retryable: boolean; operator?: boolean } = DOMAIN_ERROR_CODES[code];
+    this.retryable = kind.retryable;
+    this.operator = kind.operator ?? false;
   }
 }
 

@@ -1,22 +1,45 @@
-/** Small builders for test data, on the pool's real D1, and a caller for the API. */
+/** Small builders for test data, on the pool's real D1 (a control database and two shards), and a caller for the API. */
 import { env, exports } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { hashToken } from "../src/api/auth";
+import type { MethodContext } from "../src/api/method";
+import { loadConfig, type Config } from "../src/config";
+import { accounts, type Account } from "../src/db/control_schema";
 import {
-  accounts,
   customFields,
   lists,
   segments,
   subscribers,
   subscriberTags,
   tags,
+  type AllocatedTable,
+  type Segment,
   type CustomFieldType,
   type SubscriberStatus,
-} from "../src/db/schema";
+} from "../src/db/shard_schema";
 import type { RuleGroup } from "../src/segments/rules";
+import { shardOfAccount } from "../src/shards/directory";
+import { allocateIds } from "../src/shards/ids";
+import { placeAccount } from "../src/shards/placement";
 
+/** The control database: accounts, the shard directory, export jobs. */
 export const db = () => drizzle(env.DB);
+
+/** The data shards of the tests (test/apply-migrations.ts migrates and registers them). */
+export const TEST_SHARDS = ["SHARD_0", "SHARD_1"] as const;
+export type TestShard = (typeof TEST_SHARDS)[number];
+
+/** The shard holding an account's contacts, as the service routes to it (drizzle over it). */
+export const shardDb = async (accountId: number) => (await shardOfAccount(env, db(), accountId)).db;
+
+const newId = (table: AllocatedTable) => allocateIds(env.DB, table);
+
+/** What the API edge gives a method (src/api/app.ts), for tests that call a method's handler directly. */
+export function methodContext(testEnv: Env, account: Account, config: Config = loadConfig(testEnv)): MethodContext {
+  const control = drizzle(testEnv.DB);
+  return { env: testEnv, config, db: control, account, shard: () => shardOfAccount(testEnv, control, account.id) };
+}
 
 let counter = 0;
 export const unique = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${++counter}`;
@@ -33,7 +56,13 @@ const randomSecret = () => {
   return `whsec_${btoa(String.fromCharCode(...bytes))}`;
 };
 
-export async function createAccount(username = unique("user")): Promise<TestAccount> {
+let placed = 0;
+
+/**
+ * An account with a fresh token, placed on `shard`, or else on the test shards in turn: consecutive accounts
+ * land on different shards, so every test runs with accounts spread over both.
+ */
+export async function createAccount(username = unique("user"), options: { shard?: TestShard } = {}): Promise<TestAccount & { shard: TestShard }> {
   const usertoken = `token-${crypto.randomUUID()}`;
   const tokenSalt = crypto.randomUUID();
   const webhookSecret = randomSecret();
@@ -41,21 +70,26 @@ export async function createAccount(username = unique("user")): Promise<TestAcco
     .insert(accounts)
     .values({ username, tokenSalt, tokenHash: await hashToken(tokenSalt, usertoken), webhookSecret })
     .returning({ id: accounts.id });
-  return { id: row!.id, username, usertoken, webhookSecret };
+  const shard = options.shard ?? TEST_SHARDS[placed++ % TEST_SHARDS.length]!;
+  await placeAccount(env, db(), row!.id, shard);
+  return { id: row!.id, username, usertoken, webhookSecret, shard };
 }
 
 export async function createList(accountId: number, name = unique("list")) {
-  const [row] = await db().insert(lists).values({ accountId, name }).returning({ id: lists.id });
+  const [row] = await (await shardDb(accountId)).insert(lists).values({ id: await newId("lists"), accountId, name }).returning({ id: lists.id });
   return row!.id;
 }
 
 export async function createField(accountId: number, name: string, type: CustomFieldType = "text") {
-  const [row] = await db().insert(customFields).values({ accountId, name, type }).returning({ id: customFields.id });
+  const [row] = await (await shardDb(accountId))
+    .insert(customFields)
+    .values({ id: await newId("custom_fields"), accountId, name, type })
+    .returning({ id: customFields.id });
   return row!.id;
 }
 
 export async function createTag(accountId: number, name: string) {
-  const [row] = await db().insert(tags).values({ accountId, name }).returning({ id: tags.id });
+  const [row] = await (await shardDb(accountId)).insert(tags).values({ id: await newId("tags"), accountId, name }).returning({ id: tags.id });
   return row!.id;
 }
 
@@ -68,9 +102,11 @@ export interface SubscriberInput {
 }
 
 export async function addSubscriber(accountId: number, listId: number, input: SubscriberInput): Promise<number> {
-  const [row] = await db()
+  const shard = await shardDb(accountId);
+  const [row] = await shard
     .insert(subscribers)
     .values({
+      id: await newId("subscribers"),
       accountId,
       listId,
       email: input.email,
@@ -81,7 +117,7 @@ export async function addSubscriber(accountId: number, listId: number, input: Su
     .returning({ id: subscribers.id });
   const id = row!.id;
   if (input.tags?.length) {
-    await db()
+    await shard
       .insert(subscriberTags)
       .values(input.tags.map((tagId) => ({ subscriberId: id, tagId })));
   }
@@ -89,16 +125,30 @@ export async function addSubscriber(accountId: number, listId: number, input: Su
 }
 
 /** A segment's stored count, as GetSegments and the sweeper keep it. */
-export const storedCount = (id: number) =>
-  db()
-    .select({ contacts: segments.contactsCount, countedAt: segments.countedAt, error: segments.countError })
-    .from(segments)
-    .where(eq(segments.id, id))
-    .get()
-    .then((r) => r!);
+export async function storedCount(segmentId: number) {
+  const row = (await segmentRow(segmentId))!;
+  return { contacts: row.contactsCount, countedAt: row.countedAt, error: row.countError };
+}
+
+/** Changes a stored segment's columns, on whichever shard holds it (ids are unique across shards). */
+export async function updateSegmentRow(segmentId: number, values: Partial<Segment>) {
+  for (const shard of TEST_SHARDS) await drizzle(env[shard]).update(segments).set(values).where(eq(segments.id, segmentId));
+}
+
+/** A segment's row, from whichever shard holds it (ids are unique across shards). */
+export async function segmentRow(segmentId: number) {
+  for (const shard of TEST_SHARDS) {
+    const row = await drizzle(env[shard]).select().from(segments).where(eq(segments.id, segmentId)).get();
+    if (row) return row;
+  }
+  return undefined;
+}
 
 export async function createSegment(accountId: number, rules: RuleGroup, name = unique("segment")) {
-  const [row] = await db().insert(segments).values({ accountId, name, rules }).returning({ id: segments.id });
+  const [row] = await (await shardDb(accountId))
+    .insert(segments)
+    .values({ id: await newId("segments"), accountId, name, rules })
+    .returning({ id: segments.id });
   return row!.id;
 }
 

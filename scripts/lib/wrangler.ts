@@ -10,11 +10,12 @@ const wranglerBin = createRequire(import.meta.url).resolve("wrangler/bin/wrangle
 export type Target = "local" | "remote";
 
 /**
- * Runs `wrangler d1 execute DB --local|--remote --json --command <sql>` and returns the result sets.
+ * Runs `wrangler d1 execute <database> --local|--remote --json --command <sql>` and returns the result sets.
+ * `database` is a binding of wrangler.toml: DB (the control database, the default) or a shard (SHARD_0, ...).
  * Throws with wrangler's own message when the statement fails.
  */
-export function d1Execute(target: Target, command: string): Array<{ results: Record<string, unknown>[] }> {
-  const run = spawnSync(process.execPath, [wranglerBin, "d1", "execute", "DB", `--${target}`, "--json", "--command", command], {
+export function d1Execute(target: Target, command: string, database = "DB"): Array<{ results: Record<string, unknown>[] }> {
+  const run = spawnSync(process.execPath, [wranglerBin, "d1", "execute", database, `--${target}`, "--json", "--command", command], {
     cwd: ROOT,
     encoding: "utf8",
     env: { ...process.env, WRANGLER_SEND_METRICS: "false" },

@@ -11,6 +11,7 @@ import { errorBody, MAX_ERROR_MESSAGE_LENGTH, parseOrThrow, requestEnvelope, suc
 import { describeForLog, DomainError } from "../errors";
 import { ApiError } from "./errors";
 import { enforceRateLimit } from "./rate_limit";
+import { shardOfAccount, type Shard } from "../shards/directory";
 
 export type HonoEnv = { Bindings: Env };
 
@@ -48,7 +49,11 @@ export function createApp() {
       await enforceRateLimit(c.env.ACCOUNT_RATE_LIMITER, config, account);
       const method = findMethod(METHODS, envelope.requesttype, envelope.requestmethod);
       const details = parseOrThrow(method.details, envelope.details ?? {}, "details");
-      const data = await method.handle({ env: c.env, config, db, account }, details);
+      let shard: Promise<Shard> | undefined;
+      const data = await method.handle(
+        { env: c.env, config, db, account, shard: () => (shard ??= shardOfAccount(c.env, db, account.id)) },
+        details,
+      );
       return success(c, data);
     },
   );
@@ -72,7 +77,14 @@ export function createApp() {
     if (error instanceof HTTPException) {
       return c.json(errorBody(truncate(error.message || "Request failed", MAX_ERROR_MESSAGE_LENGTH)), error.status);
     }
-    // Domain errors are the client's to fix (rules that cannot run, a query over D1's limits).
+    // Domain errors are the client's to fix (rules that cannot run, a query over D1's limits), except the
+    // operator's (a shard misconfigured), which the client can only wait out: 503, details in the log.
+    if (error instanceof DomainError && error.operator) {
+      const reference = crypto.randomUUID();
+      console.error(`unavailable ${reference}: ${error.code}: ${error.message}`);
+      c.header("Retry-After", "60");
+      return c.json(errorBody(`The service cannot reach this account's data right now (reference ${reference}); try again later`), 503);
+    }
     if (error instanceof DomainError) return c.json(errorBody(truncate(error.message, MAX_ERROR_MESSAGE_LENGTH)), 422);
     const reference = crypto.randomUUID();
     console.error(`unhandled error ${reference}: ${describeForLog(error)}`);

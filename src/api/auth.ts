@@ -1,6 +1,6 @@
 import { eq } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
-import { accounts, type Account } from "../db/schema";
+import { accounts, type Account } from "../db/control_schema";
 import { toHex } from "../hex";
 import { ApiError } from "./errors";
 

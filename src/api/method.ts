@@ -1,13 +1,17 @@
 import type { DrizzleD1Database } from "drizzle-orm/d1";
 import type { z } from "zod";
 import type { Config } from "../config";
-import type { Account } from "../db/schema";
+import type { Account } from "../db/control_schema";
+import type { Shard } from "../shards/directory";
 
 export interface MethodContext {
   env: Env;
   config: Config;
+  /** The control database: accounts, the shard directory, export jobs. */
   db: DrizzleD1Database;
   account: Account;
+  /** The shard holding the account's contacts, looked up on first use (methods that need no data skip it). */
+  shard: () => Promise<Shard>;
 }
 
 /** One Pinpointe API method: its names, the schema of its `details`, and what it does. */

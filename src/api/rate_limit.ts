@@ -1,5 +1,5 @@
 import type { Config } from "../config";
-import type { Account } from "../db/schema";
+import type { Account } from "../db/control_schema";
 import { describeForLog } from "../errors";
 import { ApiError } from "./errors";
 

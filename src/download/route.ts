@@ -4,7 +4,7 @@ import { drizzle } from "drizzle-orm/d1";
 import type { HonoEnv } from "../api/app";
 import { ApiError } from "../api/errors";
 import { loadConfig } from "../config";
-import { exportJobs } from "../db/schema";
+import { exportJobs } from "../db/control_schema";
 import { exportFileName, CONTENT_TYPES } from "../export/files";
 import { acceptedSigningKeys, verifyDownloadLink } from "./signed_url";
 

@@ -1,6 +1,6 @@
 import { lte } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
-import { idempotencyKeys, type JobState, type NotifyType } from "../db/schema";
+import { idempotencyKeys, type JobState, type NotifyType } from "../db/control_schema";
 import type { ExportSpec } from "./spec";
 
 /** How long an idempotency key keeps returning its job. After that the same key starts a new export. */
@@ -10,6 +10,8 @@ export const IDEMPOTENCY_KEY_TTL_MS = 24 * 3600 * 1000;
 export interface NewJob {
   id: string;
   accountId: number;
+  /** The account's shard now; each slice checks it against the directory again (src/export/checkpoint.ts). */
+  shard: string;
   spec: ExportSpec;
   notifyType: NotifyType;
   notifyTarget: string;
@@ -37,7 +39,7 @@ const ACTIVE = `state IN ('queued', 'running')`;
 
 // Numbered parameters, shared by the statements of the batch below.
 // ?1 account  ?2 request hash  ?3 idempotency key (NULL: none)  ?4 key cutoff (ms)  ?5 now (ms)  ?6 cap
-// ?7 job id  ?8 spec  ?9 format  ?10 notify type  ?11 notify target  ?12 object key
+// ?7 job id  ?8 spec  ?9 format  ?10 notify type  ?11 notify target  ?12 object key  ?13 shard
 const INSPECT = `
 SELECT
   (SELECT count(*) FROM export_jobs WHERE account_id = ?1 AND ${ACTIVE}) AS active,
@@ -52,8 +54,8 @@ LEFT JOIN export_jobs AS kj ON kj.id = k.job_id`;
 // for the same request, and fewer active jobs than the cap. D1 runs one statement (and one batch) at a time,
 // so no other request can slip in between the check and the write.
 const INSERT_JOB = `
-INSERT INTO export_jobs (id, account_id, spec, format, notify_type, notify_target, object_key, request_hash, drive, due_at)
-SELECT ?7, ?1, ?8, ?9, ?10, ?11, ?12, ?2, 0, ?5
+INSERT INTO export_jobs (id, account_id, spec, format, notify_type, notify_target, object_key, request_hash, drive, due_at, shard)
+SELECT ?7, ?1, ?8, ?9, ?10, ?11, ?12, ?2, 0, ?5, ?13
 WHERE NOT EXISTS (SELECT 1 FROM idempotency_keys WHERE account_id = ?1 AND key = ?3 AND created_at > ?4)
   AND NOT EXISTS (SELECT 1 FROM export_jobs WHERE account_id = ?1 AND ${ACTIVE} AND request_hash = ?2)
   AND (SELECT count(*) FROM export_jobs WHERE account_id = ?1 AND ${ACTIVE}) < ?6`;
@@ -104,6 +106,7 @@ export async function admitExport(d1: D1Database, job: NewJob): Promise<Admissio
     job.notifyType,
     job.notifyTarget,
     job.objectKey,
+    job.shard,
   ];
   // Each statement is bound with parameters 1..N, N its highest ?N (SQLite counts parameters that way).
   const statement = (sql: string) => d1.prepare(sql).bind(...params.slice(0, highestParameter(sql)));

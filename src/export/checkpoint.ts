@@ -1,6 +1,6 @@
 import { and, asc, eq, inArray, lte, sql } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
-import { exportCarry, exportJobs, type ExportJob } from "../db/schema";
+import { exportCarry, exportJobs, type ExportJob } from "../db/control_schema";
 import { DomainError } from "../errors";
 import type { UploadedPart } from "./r2_writer";
 
@@ -24,6 +24,13 @@ export type Claim =
  * slice: a checkpoint moves the drive on, so a duplicate or late message finds it "stale" and is dropped.
  */
 export async function claimJob(db: DrizzleD1Database, jobId: string, drive: number, now: number, leaseMs: number): Promise<Claim> {
+  // The claim also reads the account's shard from the directory, in the same statement. If the account moved
+  // since the last slice, the export starts over on the new shard: a file never mixes rows of two shards.
+  // (Every expression of an UPDATE sees the row as it was, so `moved` is decided on the old shard.) A job whose
+  // rows are all read (finalizing) has nothing left to read and goes on.
+  const directoryShard = sql`(SELECT d.shard FROM account_directory d WHERE d.account_id = ${exportJobs.accountId})`;
+  const moved = sql`(${exportJobs.shard} IS NOT coalesce(${directoryShard}, ${exportJobs.shard}) AND ${exportJobs.finalizing} = 0)`;
+  const restartIfMoved = <T>(column: unknown, initial: T) => sql`CASE WHEN ${moved} THEN ${initial} ELSE ${column} END`;
   const [job] = await db
     .update(exportJobs)
     .set({
@@ -32,6 +39,15 @@ export async function claimJob(db: DrizzleD1Database, jobId: string, drive: numb
       leaseExpiresAt: now + leaseMs,
       slices: sql`${exportJobs.slices} + 1`,
       startedAt: sql`coalesce(${exportJobs.startedAt}, ${new Date(now).toISOString()})`,
+      shard: sql`coalesce(${directoryShard}, ${exportJobs.shard})`,
+      cursor: restartIfMoved(exportJobs.cursor, 0),
+      cursorCount: restartIfMoved(exportJobs.cursorCount, 0),
+      processedCount: restartIfMoved(exportJobs.processedCount, 0),
+      bytesWritten: restartIfMoved(exportJobs.bytesWritten, 0),
+      carryBytes: restartIfMoved(exportJobs.carryBytes, 0),
+      parts: restartIfMoved(exportJobs.parts, "[]"),
+      uploadId: restartIfMoved(exportJobs.uploadId, null),
+      abandonedUploadId: sql`CASE WHEN ${moved} THEN coalesce(${exportJobs.uploadId}, ${exportJobs.abandonedUploadId}) ELSE ${exportJobs.abandonedUploadId} END`,
     })
     .where(
       and(

@@ -1,7 +1,7 @@
 import { and, eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { loadConfig } from "../config";
-import { exportJobs, type ExportJob } from "../db/schema";
+import { exportJobs, type ExportJob } from "../db/control_schema";
 import { describeForLog, DomainError } from "../errors";
 import { clampDelay, exportRetryDelay, notifyRetryDelay } from "../notify/backoff";
 import { deliverNotification, type NotifyDeps } from "../notify/deliver";

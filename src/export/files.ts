@@ -1,4 +1,4 @@
-import type { ExportFormat } from "../db/schema";
+import type { ExportFormat } from "../db/control_schema";
 
 export const CONTENT_TYPES: Record<ExportFormat, string> = {
   json: "application/json; charset=utf-8",

@@ -1,5 +1,5 @@
 import type { Config } from "../config";
-import type { ExportJob } from "../db/schema";
+import type { ExportJob } from "../db/control_schema";
 import { currentSigningKey, signDownloadLink, type SignedLink } from "../download/signed_url";
 
 /**

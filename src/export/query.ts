@@ -1,6 +1,6 @@
 import { eq, sql, type SQL } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
-import { customFields, type CustomFieldType } from "../db/schema";
+import { customFields, type CustomFieldType } from "../db/shard_schema";
 import { assertParameterBudget, compileRules } from "../segments/compile";
 import type { ExportSpec } from "./spec";
 

@@ -1,4 +1,4 @@
-import type { NotifyType } from "../db/schema";
+import type { NotifyType } from "../db/control_schema";
 import { toHex } from "../hex";
 import type { ExportSpec } from "./spec";
 

@@ -1,7 +1,9 @@
 import { and, eq } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
 import type { Config } from "../config";
-import { exportJobs, type ExportJob } from "../db/schema";
+import { exportJobs, type ExportJob } from "../db/control_schema";
+import { DomainError } from "../errors";
+import { openShard, readSession } from "../shards/directory";
 import { assertLeaseHeld, claimJob, completeJob, LeaseLostError, loadCarry, releaseLease, saveCheckpoint } from "./checkpoint";
 import { encoderFor } from "./encode";
 import { CONTENT_TYPES, exportFileName } from "./files";
@@ -25,6 +27,7 @@ export type FaultPoint =
 export interface SliceDeps {
   env: Env;
   config: Config;
+  /** The control database (jobs, checkpoints). The contacts are read from the job's shard. */
   db: DrizzleD1Database;
   now: () => number;
   /** Test hook: throwing here simulates the slice dying at that point. */
@@ -124,6 +127,8 @@ async function exportFromCheckpoint(
 
   if (job.finalizing) return finish(job.cursorCount, job.bytesWritten);
 
+  if (job.abandonedUploadId) await abortAbandonedUpload(deps, job, lease);
+
   const encoder = encoderFor(spec);
   let cursor = job.cursor;
   // From the checkpoint, not processed_count, which progress reports move past it.
@@ -131,9 +136,12 @@ async function exportFromCheckpoint(
   const bytes = () => job.bytesWritten + writer.accepted;
   if (job.bytesWritten === 0) await writer.writeText(encoder.head());
 
-  const query = pageQuery(spec, job.accountId, await loadCustomFieldTypes(db, job.accountId));
+  // The claim set job.shard from the directory (and restarted the export if the account had moved).
+  if (!job.shard) throw new DomainError("SHARD_UNAVAILABLE", `account ${job.accountId} has no entry in the shard directory`);
+  const contacts = readSession(openShard(env, job.shard));
+  const query = pageQuery(spec, job.accountId, await loadCustomFieldTypes(contacts, job.accountId));
   const pageSize = config.EXPORT_PAGE_SIZE;
-  const readPage = (afterId: number) => db.values<[number, string]>(query(afterId, pageSize));
+  const readPage = (afterId: number) => contacts.values<[number, string]>(query(afterId, pageSize));
 
   let pages = 0;
   let lastProgress = started;
@@ -198,4 +206,20 @@ async function exportFromCheckpoint(
     );
   }
   return finish(count, bytes());
+}
+
+/**
+ * Aborts the multipart upload of an export that restarted because its account moved to another shard (see
+ * claimJob), then forgets it. Best effort: R2 also aborts incomplete uploads after 7 days.
+ */
+async function abortAbandonedUpload(deps: SliceDeps, job: ExportJob, lease: { version: number }) {
+  try {
+    await deps.env.EXPORTS.resumeMultipartUpload(job.objectKey, job.abandonedUploadId!).abort();
+  } catch (error) {
+    console.warn(`job ${job.id}: could not abort the upload it left when its account moved: ${(error as Error).message}`);
+  }
+  await deps.db
+    .update(exportJobs)
+    .set({ abandonedUploadId: null })
+    .where(and(eq(exportJobs.id, job.id), eq(exportJobs.version, lease.version)));
 }

@@ -1,9 +1,10 @@
 import { and, asc, eq, inArray, lte, sql } from "drizzle-orm";
-import { exportJobs } from "../db/schema";
+import { exportJobs } from "../db/control_schema";
 import type { ConsumerDeps } from "./consumer";
 import { abandonJob } from "./consumer";
 import { describeForLog } from "../errors";
 import { refreshStaleSegmentCounts } from "../segments/counts";
+import { openShard, registeredShards } from "../shards/directory";
 import { deleteExpiredIdempotencyKeys } from "./admission";
 import type { ExportMessage } from "./message";
 
@@ -133,7 +134,35 @@ function sendMessage(deps: SweepDeps, message: ExportMessage) {
   return deps.env.EXPORT_QUEUE.send(message);
 }
 
-/** How long one cron run may spend refreshing segment counts. */
+/**
+ * Refreshes stale segment counts on every registered shard at once (shards are separate databases, so they
+ * count in parallel), each within the budget. A shard that cannot be opened (no binding: a deploy error) is
+ * reported and logged; the others go on.
+ */
+async function refreshCountsOnEveryShard(deps: SweepDeps) {
+  const shards = await registeredShards(deps.db);
+  const results = await Promise.all(
+    shards.map(async ({ name }) => {
+      try {
+        return [
+          name,
+          await refreshStaleSegmentCounts(openShard(deps.env, name).db, {
+            now: deps.now(),
+            staleAfterMs: (deps.config.SEGMENT_COUNT_MAX_AGE_SECONDS * 1000) / 2,
+            budgetMs: SEGMENT_COUNT_BUDGET_MS,
+            clock: deps.now,
+          }),
+        ] as const;
+      } catch (error) {
+        console.error(`sweeper: counting segments on shard ${name} failed: ${describeForLog(error)}`);
+        return [name, { error: describeForLog(error) }] as const;
+      }
+    }),
+  );
+  return Object.fromEntries(results);
+}
+
+/** How long one cron run may spend refreshing segment counts (on each shard). */
 const SEGMENT_COUNT_BUDGET_MS = 20_000;
 
 /**
@@ -144,13 +173,7 @@ export async function sweep(deps: SweepDeps) {
   const parts = {
     stranded: () => sweepStrandedJobs(deps),
     expiredIdempotencyKeys: () => deleteExpiredIdempotencyKeys(deps.db, deps.now()),
-    segmentCounts: () =>
-      refreshStaleSegmentCounts(deps.db, {
-        now: deps.now(),
-        staleAfterMs: (deps.config.SEGMENT_COUNT_MAX_AGE_SECONDS * 1000) / 2,
-        budgetMs: SEGMENT_COUNT_BUDGET_MS,
-        clock: deps.now,
-      }),
+    segmentCounts: () => refreshCountsOnEveryShard(deps),
   };
   const report: Record<string, unknown> = {};
   for (const [name, run] of Object.entries(parts)) {

@@ -2,8 +2,9 @@ import { and, eq, inArray } from "drizzle-orm";
 import { z } from "zod";
 import { quote, tooLong } from "../api/envelope";
 import { ApiError } from "../api/errors";
-import { defineMethod, type MethodContext } from "../api/method";
-import { customFields, EXPORT_FORMATS, segments, SUBSCRIBER_STATUSES } from "../db/schema";
+import { defineMethod } from "../api/method";
+import { EXPORT_FORMATS, type Account } from "../db/control_schema";
+import { customFields, segments, SUBSCRIBER_STATUSES } from "../db/shard_schema";
 import { admitExport, withdrawJob } from "../export/admission";
 import { exportObjectKey } from "../export/files";
 import type { ExportMessage } from "../export/message";
@@ -12,6 +13,7 @@ import { canonicalRequest, requestHash } from "../export/request_hash";
 import type { ExportSpec } from "../export/spec";
 import { checkWebhookUrl, webhookPolicy, type WebhookPolicy } from "../notify/webhook_url";
 import { segmentRules } from "../segments/rules";
+import type { Shard } from "../shards/directory";
 
 const TRUE_WORDS = ["true", "1", "yes"];
 const FALSE_WORDS = ["false", "0", "no"];
@@ -142,7 +144,7 @@ function checkNotifyTarget(notify: AsyncExportDetails["notify"], policy: Webhook
   return new URL(notify.value).toString();
 }
 
-async function loadSegments({ db, account }: MethodContext, ids: number[]) {
+async function loadSegments({ db }: Shard, account: Account, ids: number[]) {
   const rows = await db
     .select({ id: segments.id, name: segments.name, rules: segments.rules })
     .from(segments)
@@ -161,7 +163,7 @@ async function loadSegments({ db, account }: MethodContext, ids: number[]) {
   });
 }
 
-async function resolveCustomFields({ db, account }: MethodContext, requested: AsyncExportDetails["customfields"]) {
+async function resolveCustomFields({ db }: Shard, account: Account, requested: AsyncExportDetails["customfields"]) {
   if (requested === undefined) return [];
   const all = await db
     .select({ id: customFields.id, name: customFields.name })
@@ -211,25 +213,27 @@ export const getSegmentSubscribersAsync = defineMethod({
   requestmethod: "GetSegmentSubscribersAsync",
   details: detailsSchema,
   async handle(context, details) {
-    const { db, env, account, config } = context;
+    const { env, account, config } = context;
     const notifyTarget = checkNotifyTarget(details.notify, webhookPolicy(config));
+    const shard = await context.shard();
     const spec: ExportSpec = {
       segmentIds: details.segmentid,
-      segments: await loadSegments(context, details.segmentid),
+      segments: await loadSegments(shard, account, details.segmentid),
       status: details.status,
       includeMembership: details.include_membership,
-      customFields: await resolveCustomFields(context, details.customfields),
+      customFields: await resolveCustomFields(shard, account, details.customfields),
       format: details.format,
       requestedAt: new Date().toISOString(),
     };
     // Compiling now refuses rules that cannot run, and queries over D1's parameter limit, before any job exists.
-    pageQuery(spec, account.id, await loadCustomFieldTypes(db, account.id));
+    pageQuery(spec, account.id, await loadCustomFieldTypes(shard.db, account.id));
 
     const jobId = crypto.randomUUID();
     const now = Date.now();
     const admission = await admitExport(env.DB, {
       id: jobId,
       accountId: account.id,
+      shard: shard.name,
       spec,
       notifyType: details.notify.type,
       notifyTarget,

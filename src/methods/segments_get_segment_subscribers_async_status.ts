@@ -3,7 +3,7 @@ import { z } from "zod";
 import { quote, tooLong } from "../api/envelope";
 import { ApiError } from "../api/errors";
 import { defineMethod } from "../api/method";
-import { exportJobs } from "../db/schema";
+import { exportJobs } from "../db/control_schema";
 import { downloadLinkFor } from "../export/link";
 import type { ExportSpec } from "../export/spec";
 

@@ -1,7 +1,7 @@
 import { asc, eq } from "drizzle-orm";
 import { z } from "zod";
 import { defineMethod } from "../api/method";
-import { segments, type Segment } from "../db/schema";
+import { segments, type Segment } from "../db/shard_schema";
 import { loadCustomFieldTypes } from "../export/query";
 import { countSegment, type FieldTypes, type SegmentCount } from "../segments/counts";
 
@@ -17,7 +17,8 @@ export const getSegments = defineMethod({
   requesttype: "Segments",
   requestmethod: "GetSegments",
   details: z.unknown(),
-  async handle({ db, config, account }) {
+  async handle({ shard, config, account }) {
+    const { db } = await shard();
     const rows = await db.select().from(segments).where(eq(segments.accountId, account.id)).orderBy(asc(segments.id));
     const now = Date.now();
     const oldest = now - config.SEGMENT_COUNT_MAX_AGE_SECONDS * 1000;

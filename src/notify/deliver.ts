@@ -1,7 +1,7 @@
 import { and, eq, sql } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
 import type { Config } from "../config";
-import { accounts, exportJobs, type ExportJob } from "../db/schema";
+import { accounts, exportJobs, type ExportJob } from "../db/control_schema";
 import { downloadLinkFor } from "../export/link";
 import { sendExportEmail } from "./email";
 import { exportEvent } from "./event";

@@ -1,4 +1,4 @@
-import type { ExportJob } from "../db/schema";
+import type { ExportJob } from "../db/control_schema";
 import type { ExportSpec } from "../export/spec";
 
 /** What a notification says about a finished export; the webhook body and the email are made from it. */

@@ -2,7 +2,7 @@ import { sql, type SQL } from "drizzle-orm";
 import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
 import { MAX_ECHO_LENGTH, truncate } from "../api/envelope";
 import { describeForLog, DomainError } from "../errors";
-import type { CustomFieldType } from "../db/schema";
+import type { CustomFieldType } from "../db/shard_schema";
 import {
   isGroup,
   OPERATORS_BY_KIND,

@@ -1,7 +1,7 @@
 import { and, asc, eq, gt, lte, or, type SQL } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
 import { DomainError } from "../errors";
-import { segments, type CustomFieldType, type Segment } from "../db/schema";
+import { segments, type CustomFieldType, type Segment } from "../db/shard_schema";
 import { countQuery, loadCustomFieldTypes, matchPredicate } from "../export/query";
 import { segmentRules } from "./rules";
 

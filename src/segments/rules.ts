@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { MAX_ECHO_LENGTH, truncate } from "../api/envelope";
 import { DomainError } from "../errors";
-import { SUBSCRIBER_STATUSES } from "../db/schema";
+import { SUBSCRIBER_STATUSES } from "../db/shard_schema";
 
 /**
  * A segment is a saved search: a tree of groups (match all / any / none) whose leaves are conditions.

@@ -5,11 +5,9 @@
  */
 import { env } from "cloudflare:workers";
 import type { RuleGroup } from "../../src/segments/rules";
-import { eq } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config";
-import { segments } from "../../src/db/schema";
-import { addSubscriber, callApi, createAccount, createSegment, dataOf, db, request, seedScenario, storedCount } from "../fixtures";
+import { addSubscriber, callApi, createAccount, createSegment, dataOf, request, seedScenario, segmentRow, storedCount, updateSegmentRow } from "../fixtures";
 import { membersOf, type Scenario } from "./helpers";
 
 interface SegmentRow {
@@ -31,7 +29,7 @@ const ISO_MS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
 /** Makes a segment's stored count look `ageMs` old. */
 const ageCount = (id: number, ageMs: number) =>
-  db().update(segments).set({ countedAt: Date.now() - ageMs }).where(eq(segments.id, id));
+  updateSegmentRow(id, { countedAt: Date.now() - ageMs });
 
 const rowOf = (rows: SegmentRow[], id: number) => rows.find((r) => r.segmentid === String(id))!;
 
@@ -47,7 +45,7 @@ describe("Segments / GetSegments: the items", () => {
     const before = Date.now();
     const rows = await getSegments(s.account);
     const after = Date.now();
-    const createdate = (id: number) => db().select().from(segments).where(eq(segments.id, id)).get().then((r) => r!.createdAt);
+    const createdate = (id: number) => segmentRow(id).then((r) => r!.createdAt);
     expect(rows).toEqual([
       {
         segmentid: String(s.segments.customers),
@@ -113,7 +111,7 @@ describe("Segments / GetSegments: stored counts", () => {
     await getSegments(fresh.account);
     // A count written by hand, well inside the age limit: GetSegments must not scan the subscribers.
     const countedAt = Date.now() - Math.floor(MAX_AGE_MS / 2);
-    await db().update(segments).set({ contactsCount: 12345, countedAt }).where(eq(segments.id, fresh.segments.vip));
+    await updateSegmentRow(fresh.segments.vip, { contactsCount: 12345, countedAt });
     const row = rowOf(await getSegments(fresh.account), fresh.segments.vip);
     expect(row).toMatchObject({ contacts: 12345, counted_at: new Date(countedAt).toISOString() });
     expect(await storedCount(fresh.segments.vip)).toEqual({ contacts: 12345, countedAt, error: null });
@@ -247,10 +245,7 @@ describe("Segments / GetSegments: segments whose rules cannot run", () => {
   it("drops the error once a stale segment's rules can run again", async () => {
     const account = await createAccount();
     const id = await createSegment(account.id, { match: "any", rules: [] }, "Recovered");
-    await db()
-      .update(segments)
-      .set({ contactsCount: null, countError: "old error", countedAt: Date.now() - MAX_AGE_MS - 60_000 })
-      .where(eq(segments.id, id));
+    await updateSegmentRow(id, { contactsCount: null, countError: "old error", countedAt: Date.now() - MAX_AGE_MS - 60_000 });
     const [row] = await getSegments(account);
     expect(row).not.toHaveProperty("errormessage");
     expect(row!.contacts).toBe(0);

@@ -13,7 +13,7 @@ import {
   detailsSchema,
   getSegmentSubscribersAsync,
 } from "../../src/methods/segments_get_segment_subscribers_async";
-import { db, type TestAccount } from "../fixtures";
+import { db, methodContext, type TestAccount } from "../fixtures";
 
 export interface SentMessage {
   body: ExportMessage;
@@ -42,7 +42,7 @@ export async function acceptExport(testEnv: Env, queue: QueueRecorder, accountId
   // (test/api/limits.test.ts tests the cap itself).
   const config = { ...loadConfig(env), EXPORT_MAX_ACTIVE_PER_ACCOUNT: 1_000_000 };
   const { jobid } = (await getSegmentSubscribersAsync.handle(
-    { env: testEnv, config, db: db(), account: account! },
+    methodContext(testEnv, account!, config),
     detailsSchema.parse(details),
   )) as { jobid: string };
   const queued = queue.sent.splice(0);

@@ -7,7 +7,7 @@ import { accounts, exportJobs } from "../../src/db/schema";
 import { consumerDeps, handleExportMessage, type ConsumerDeps, type QueueAction } from "../../src/export/consumer";
 import { getSegmentSubscribersAsyncStatus } from "../../src/methods/segments_get_segment_subscribers_async_status";
 import { acceptExport, queueRecorder, type QueueRecorder } from "../export/driver";
-import { addSubscriber, createAccount, createList, createSegment, db, type TestAccount } from "../fixtures";
+import { addSubscriber, createAccount, createList, createSegment, db, methodContext, type TestAccount } from "../fixtures";
 
 export { jobRow, queueRecorder, type QueueRecorder } from "../export/driver";
 
@@ -143,12 +143,7 @@ export async function runNotify(h: Harness, jobId: string) {
 /** What GetSegmentSubscribersAsyncStatus answers for the job. */
 export async function statusOf(scenario: NotifyScenario, jobId: string) {
   return (await getSegmentSubscribersAsyncStatus.handle(
-    {
-      env,
-      config: loadConfig(env),
-      db: db(),
-      account: scenario.accountRow,
-    },
+    methodContext(env, scenario.accountRow),
     { jobid: jobId },
   )) as {
     status: string;

@@ -10,7 +10,7 @@ import {
   type WebhookPolicy,
 } from "../../src/notify/webhook_url";
 import { expectError, exportJobCount } from "../api/helpers";
-import { callApi, db, request } from "../fixtures";
+import { callApi, db, methodContext, request } from "../fixtures";
 import { notifyScenario } from "./helpers";
 
 const PROD = PRODUCTION_WEBHOOK_POLICY;
@@ -126,7 +126,7 @@ describe("the dev switches: ALLOW_HTTP_WEBHOOKS (scheme) and ALLOW_PRIVATE_WEBHO
       segmentid: [s.segmentId],
       notify: { type: "webhook", value: "http://127.0.0.1:8788/hooks/exports" },
     });
-    const call = getSegmentSubscribersAsync.handle({ env, config, db: db(), account: s.accountRow }, details);
+    const call = getSegmentSubscribersAsync.handle(methodContext(env, s.accountRow, config), details);
     await expect(call).rejects.toThrow(ApiError);
     await expect(call).rejects.toThrow('details.notify.value: the webhook host "127.0.0.1" is a loopback address');
     expect(await exportJobCount(s.account.id)).toBe(0);

@@ -9,7 +9,7 @@ import { countQuery, matchPredicate, pageQuery } from "../../src/export/query";
 import type { ExportSpec } from "../../src/export/spec";
 import { countParameters } from "../../src/segments/compile";
 import { CONDITION_FIELDS, OPERATORS, OPERATORS_BY_KIND, type Condition, type RuleGroup } from "../../src/segments/rules";
-import { addSubscriber, createField, db } from "../fixtures";
+import { addSubscriber, createField, shardDb } from "../fixtures";
 import { domainErrorOf, compile, compileError, emailsMatching, NOW, refreshFields, ruleAccount, type RuleAccount } from "./helpers";
 
 let account: RuleAccount;
@@ -255,7 +255,7 @@ describe("D1's limit of 100 bound parameters", () => {
     await addSubscriber(account.id, account.listId, { email: "person98@example.com" });
     const predicate = compile(account, emailIn(99));
     const query = countQuery(account.id, predicate);
-    expect(await db().values(query)).toEqual([[1]]);
+    expect(await (await shardDb(account.id)).values(query)).toEqual([[1]]);
     expect(await emailsMatching(account.id, predicate)).toEqual(["person98@example.com"]);
   });
 
@@ -283,7 +283,7 @@ describe("D1's limit of 100 bound parameters", () => {
 
   it("the limit is D1's own: a statement with 101 parameters fails when run", async () => {
     const predicate = compile(account, emailIn(100));
-    const failure = await db()
+    const failure = await (await shardDb(account.id))
       .values(sql`SELECT count(*) FROM subscribers s WHERE s.account_id = ${account.id} AND ${predicate}`)
       .then(
         () => "no error",

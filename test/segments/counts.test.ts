@@ -10,17 +10,23 @@ import { env } from "cloudflare:workers";
 import { eq, inArray } from "drizzle-orm";
 import { drizzle, type DrizzleD1Database } from "drizzle-orm/d1";
 import { beforeEach, describe, expect, it } from "vitest";
-import { segments } from "../../src/db/schema";
+import { segments } from "../../src/db/shard_schema";
 import { countSegment, refreshStaleSegmentCounts } from "../../src/segments/counts";
 import type { RuleGroup } from "../../src/segments/rules";
-import { addSubscriber, createAccount, createField, createList, createSegment, db, storedCount } from "../fixtures";
+import { addSubscriber, createAccount, createField, createList, createSegment, storedCount } from "../fixtures";
 
 const everyone: RuleGroup = { match: "all", rules: [] };
 const BROKEN: RuleGroup = { match: "all", rules: [{ field: "customfield", fieldid: 999_999, operator: "equals", value: "x" }] };
 
 
+/**
+ * Counting works on one shard at a time (the sweeper runs it on every shard: test/export/sweeper.test.ts), so
+ * this file's accounts all live on SHARD_0.
+ */
+const data = () => drizzle(env.SHARD_0);
+
 const segmentRow = (id: number) =>
-  db()
+  data()
     .select()
     .from(segments)
     .where(eq(segments.id, id))
@@ -28,11 +34,11 @@ const segmentRow = (id: number) =>
     .then((r) => r!);
 
 const setCountedAt = (id: number, countedAt: number) =>
-  db().update(segments).set({ countedAt }).where(eq(segments.id, id));
+  data().update(segments).set({ countedAt }).where(eq(segments.id, id));
 
 /** An account with one list and `n` active subscribers. */
 async function accountWith(n: number) {
-  const account = await createAccount();
+  const account = await createAccount(undefined, { shard: "SHARD_0" });
   const list = await createList(account.id);
   for (let i = 0; i < n; i++) await addSubscriber(account.id, list, { email: `p${i}@example.com` });
   return { ...account, list };
@@ -49,7 +55,7 @@ describe("countSegment", () => {
   it("counts a segment and stores the count, its time and no error", async () => {
     const a = await accountWith(3);
     const id = await createSegment(a.id, everyone);
-    const result = await countSegment(db(), await segmentRow(id), new Map(), 5_000);
+    const result = await countSegment(data(), await segmentRow(id), new Map(), 5_000);
     expect(result).toEqual({ contacts: 3, countedAt: 5_000, error: null });
     expect(await storedCount(id)).toEqual({ contacts: 3, countedAt: 5_000, error: null });
   });
@@ -64,17 +70,17 @@ describe("countSegment", () => {
     });
     const feb = Date.parse("2025-02-01T00:00:00Z");
     const jun = Date.parse("2025-06-01T00:00:00Z");
-    expect((await countSegment(db(), await segmentRow(id), new Map(), feb)).contacts).toBe(1);
-    expect((await countSegment(db(), await segmentRow(id), new Map(), jun)).contacts).toBe(0);
+    expect((await countSegment(data(), await segmentRow(id), new Map(), feb)).contacts).toBe(1);
+    expect((await countSegment(data(), await segmentRow(id), new Map(), jun)).contacts).toBe(0);
     expect(await storedCount(id)).toEqual({ contacts: 0, countedAt: jun, error: null });
   });
 
   it("stores a segment whose rules cannot compile with a null count and the compiler's message", async () => {
     const a = await accountWith(2);
     const id = await createSegment(a.id, BROKEN, "Broken");
-    await db().update(segments).set({ contactsCount: 7, countedAt: 1 }).where(eq(segments.id, id));
+    await data().update(segments).set({ contactsCount: 7, countedAt: 1 }).where(eq(segments.id, id));
     const message = 'Segment "Broken" rules[0]: custom field 999999 does not exist in this account';
-    expect(await countSegment(db(), await segmentRow(id), new Map(), 5_000)).toEqual({
+    expect(await countSegment(data(), await segmentRow(id), new Map(), 5_000)).toEqual({
       contacts: null,
       countedAt: 5_000,
       error: message,
@@ -85,23 +91,23 @@ describe("countSegment", () => {
   it("clears a stored error once the rules run", async () => {
     const a = await accountWith(2);
     const id = await createSegment(a.id, everyone);
-    await db().update(segments).set({ countError: "old", countedAt: 1 }).where(eq(segments.id, id));
-    await countSegment(db(), await segmentRow(id), new Map(), 5_000);
+    await data().update(segments).set({ countError: "old", countedAt: 1 }).where(eq(segments.id, id));
+    await countSegment(data(), await segmentRow(id), new Map(), 5_000);
     expect(await storedCount(id)).toEqual({ contacts: 2, countedAt: 5_000, error: null });
   });
 
   it("never replaces a count taken later", async () => {
     const a = await accountWith(2);
     const id = await createSegment(a.id, everyone);
-    await db().update(segments).set({ contactsCount: 99, countedAt: 9_000 }).where(eq(segments.id, id));
-    await countSegment(db(), await segmentRow(id), new Map(), 5_000);
+    await data().update(segments).set({ contactsCount: 99, countedAt: 9_000 }).where(eq(segments.id, id));
+    await countSegment(data(), await segmentRow(id), new Map(), 5_000);
     expect(await storedCount(id)).toEqual({ contacts: 99, countedAt: 9_000, error: null });
   });
 
   it("lets any other error through and stores nothing", async () => {
     const a = await accountWith(2);
     const id = await createSegment(a.id, everyone);
-    const failing = new Proxy(db(), {
+    const failing = new Proxy(data(), {
       get: (target, key, receiver) =>
         key === "values" ? () => Promise.reject(new Error("D1 is down")) : Reflect.get(target, key, receiver),
     }) as DrizzleD1Database;
@@ -116,7 +122,7 @@ describe("refreshStaleSegmentCounts", () => {
 
   beforeEach(async () => {
     // Count every segment already stored (from other tests) for real, so that none is stale on the timeline.
-    await refreshStaleSegmentCounts(db(), { now: Date.now(), staleAfterMs: Date.now() - 100_000, budgetMs: 600_000 });
+    await refreshStaleSegmentCounts(data(), { now: Date.now(), staleAfterMs: Date.now() - 100_000, budgetMs: 600_000 });
   });
 
   it("recounts only the stale segments, of every account, stalest first", async () => {
@@ -132,7 +138,7 @@ describe("refreshStaleSegmentCounts", () => {
     await setCountedAt(a1, 300);
     await setCountedAt(b2, 900);
 
-    const result = await refreshStaleSegmentCounts(db(), { now: NOW, staleAfterMs: 500, budgetMs: 1_000, clock: steppingClock() });
+    const result = await refreshStaleSegmentCounts(data(), { now: NOW, staleAfterMs: 500, budgetMs: 1_000, clock: steppingClock() });
     expect(result).toEqual({ counted: 3, failed: 0, remaining: false });
     const [sa1, sa2, sb1, sb2] = await Promise.all([a1, a2, b1, b2].map(storedCount));
     expect(sb2).toEqual({ contacts: null, countedAt: 900, error: null });
@@ -147,7 +153,7 @@ describe("refreshStaleSegmentCounts", () => {
     const stale = await createSegment(a.id, everyone);
     await setCountedAt(stale, 100);
     const never = await createSegment(a.id, everyone);
-    const result = await refreshStaleSegmentCounts(db(), { now: NOW, staleAfterMs: 500, budgetMs: 15, clock: steppingClock() });
+    const result = await refreshStaleSegmentCounts(data(), { now: NOW, staleAfterMs: 500, budgetMs: 15, clock: steppingClock() });
     expect(result).toEqual({ counted: 1, failed: 0, remaining: true });
     expect(await storedCount(never)).toEqual({ contacts: 1, countedAt: NOW + 10, error: null });
     expect(await storedCount(stale)).toEqual({ contacts: null, countedAt: 100, error: null });
@@ -162,17 +168,17 @@ describe("refreshStaleSegmentCounts", () => {
       ids.push(id);
     }
     // The clock is read once at the start and once before each segment, 10 ms apart: a 25 ms budget fits two.
-    const first = await refreshStaleSegmentCounts(db(), { now: NOW, staleAfterMs: 500, budgetMs: 25, clock: steppingClock() });
+    const first = await refreshStaleSegmentCounts(data(), { now: NOW, staleAfterMs: 500, budgetMs: 25, clock: steppingClock() });
     expect(first).toEqual({ counted: 2, failed: 0, remaining: true });
     expect((await Promise.all(ids.map(storedCount))).map((c) => c.contacts)).toEqual([1, 1, null, null, null]);
 
-    const second = await refreshStaleSegmentCounts(db(), { now: NOW, staleAfterMs: 500, budgetMs: 25, clock: steppingClock() });
+    const second = await refreshStaleSegmentCounts(data(), { now: NOW, staleAfterMs: 500, budgetMs: 25, clock: steppingClock() });
     expect(second).toEqual({ counted: 2, failed: 0, remaining: true });
-    const third = await refreshStaleSegmentCounts(db(), { now: NOW, staleAfterMs: 500, budgetMs: 25, clock: steppingClock() });
+    const third = await refreshStaleSegmentCounts(data(), { now: NOW, staleAfterMs: 500, budgetMs: 25, clock: steppingClock() });
     expect(third).toEqual({ counted: 1, failed: 0, remaining: false });
     expect((await Promise.all(ids.map(storedCount))).map((c) => c.contacts)).toEqual([1, 1, 1, 1, 1]);
 
-    const nothingLeft = await refreshStaleSegmentCounts(db(), { now: NOW, staleAfterMs: 500, budgetMs: 25, clock: steppingClock() });
+    const nothingLeft = await refreshStaleSegmentCounts(data(), { now: NOW, staleAfterMs: 500, budgetMs: 25, clock: steppingClock() });
     expect(nothingLeft).toEqual({ counted: 0, failed: 0, remaining: false });
   });
 
@@ -180,7 +186,7 @@ describe("refreshStaleSegmentCounts", () => {
     const a = await accountWith(1);
     const id = await createSegment(a.id, everyone);
     await setCountedAt(id, 100);
-    const result = await refreshStaleSegmentCounts(db(), { now: NOW, staleAfterMs: 500, budgetMs: 0, clock: steppingClock() });
+    const result = await refreshStaleSegmentCounts(data(), { now: NOW, staleAfterMs: 500, budgetMs: 0, clock: steppingClock() });
     expect(result).toEqual({ counted: 0, failed: 0, remaining: true });
     expect(await storedCount(id)).toEqual({ contacts: null, countedAt: 100, error: null });
   });
@@ -193,7 +199,7 @@ describe("refreshStaleSegmentCounts", () => {
     await setCountedAt(before, 100);
     await setCountedAt(broken, 200);
     await setCountedAt(after, 300);
-    const result = await refreshStaleSegmentCounts(db(), { now: NOW, staleAfterMs: 500, budgetMs: 1_000, clock: steppingClock() });
+    const result = await refreshStaleSegmentCounts(data(), { now: NOW, staleAfterMs: 500, budgetMs: 1_000, clock: steppingClock() });
     expect(result).toEqual({ counted: 2, failed: 1, remaining: false });
     expect(await storedCount(before)).toMatchObject({ contacts: 2, error: null });
     expect(await storedCount(broken)).toMatchObject({
@@ -227,7 +233,7 @@ describe("refreshStaleSegmentCounts", () => {
 
     // A database handle that records the custom field lookups.
     const lookups: unknown[][] = [];
-    const logged = drizzle(env.DB, {
+    const logged = drizzle(env.SHARD_0, {
       logger: { logQuery: (query, params) => void (/from "custom_fields"/.test(query) && lookups.push(params)) },
     });
     const result = await refreshStaleSegmentCounts(logged, { now: NOW, staleAfterMs: 500, budgetMs: 1_000, clock: steppingClock() });
@@ -240,8 +246,8 @@ describe("refreshStaleSegmentCounts", () => {
     const a = await accountWith(1);
     const ids: number[] = [];
     for (let i = 0; i < 60; i++) ids.push(await createSegment(a.id, everyone));
-    await db().update(segments).set({ countedAt: 100 }).where(inArray(segments.id, ids));
-    const result = await refreshStaleSegmentCounts(db(), { now: NOW, staleAfterMs: 0, budgetMs: 10_000, clock: steppingClock() });
+    await data().update(segments).set({ countedAt: 100 }).where(inArray(segments.id, ids));
+    const result = await refreshStaleSegmentCounts(data(), { now: NOW, staleAfterMs: 0, budgetMs: 10_000, clock: steppingClock() });
     expect(result).toEqual({ counted: 60, failed: 0, remaining: false });
     const counts = await Promise.all(ids.map(storedCount));
     expect(counts.every((c) => c.contacts === 1 && c.countedAt > NOW)).toBe(true);

@@ -2,11 +2,11 @@
 import { sql, type SQL } from "drizzle-orm";
 import { expect } from "vitest";
 import { DomainError } from "../../src/errors";
-import type { CustomFieldType } from "../../src/db/schema";
+import type { CustomFieldType } from "../../src/db/shard_schema";
 import { loadCustomFieldTypes } from "../../src/export/query";
 import { compileRules } from "../../src/segments/compile";
 import type { Condition, RuleGroup } from "../../src/segments/rules";
-import { createAccount, createList, db } from "../fixtures";
+import { createAccount, createList, shardDb } from "../fixtures";
 
 /** "Now" for every compiled tree, so that "within the last N days" is reproducible. */
 export const NOW = new Date("2025-06-15T12:00:00Z");
@@ -25,7 +25,7 @@ export async function ruleAccount(): Promise<RuleAccount> {
 }
 
 export async function refreshFields(account: RuleAccount): Promise<void> {
-  account.fieldTypes = await loadCustomFieldTypes(db(), account.id);
+  account.fieldTypes = await loadCustomFieldTypes(await shardDb(account.id), account.id);
 }
 
 export function compile(account: Pick<RuleAccount, "fieldTypes">, tree: RuleGroup, segmentName = "Test"): SQL {
@@ -34,7 +34,7 @@ export function compile(account: Pick<RuleAccount, "fieldTypes">, tree: RuleGrou
 
 /** The emails of the account's subscribers that satisfy a predicate, sorted; duplicates are kept. */
 export async function emailsMatching(accountId: number, predicate: SQL): Promise<string[]> {
-  const rows = await db().values<[string]>(
+  const rows = await (await shardDb(accountId)).values<[string]>(
     sql`SELECT s.email FROM subscribers s WHERE s.account_id = ${accountId} AND ${predicate}`,
   );
   return rows.map(([email]) => email).sort();
