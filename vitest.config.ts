@@ -26,6 +26,13 @@ export default defineConfig(async () => {
   const shardMigrations = await readD1Migrations(path.join(import.meta.dirname, "migrations/shard"));
   // The export worker runs as its own worker, with the bindings of its real wrangler config.
   const exporter = unstable_getMiniflareWorkerOptions(path.join(import.meta.dirname, "wrangler.exporter.toml")).workerOptions;
+  // Both workers must bind the same databases (the control database and every shard, by the same ids): a
+  // shard missing from one of them would only show when an account on it is used.
+  const api = unstable_getMiniflareWorkerOptions(path.join(import.meta.dirname, "wrangler.toml")).workerOptions;
+  const databases = (options: typeof api) => JSON.stringify(Object.entries(options.d1Databases ?? {}).sort());
+  if (databases(api) !== databases(exporter)) {
+    throw new Error(`wrangler.toml and wrangler.exporter.toml bind different D1 databases: ${databases(api)} vs ${databases(exporter)}`);
+  }
   return {
     plugins: [
       cloudflareTest({

@@ -19,8 +19,7 @@ wrangler=node_modules/.bin/wrangler
 # The local databases: the control database (DB) and two data shards, each with its migration set.
 DEMO_SHARD=${DEMO_SHARD:-SHARD_0}
 echo "dev: applying migrations to the local control database and shards"
-"$wrangler" d1 migrations apply DB --local
-for shard in SHARD_0 SHARD_1; do "$wrangler" d1 migrations apply "$shard" --local; done
+node_modules/.bin/tsx scripts/migrate.ts --local
 
 # One value from `wrangler d1 execute <database> --local --json --command <sql>` (first row, column n).
 query() {

@@ -80,6 +80,10 @@ const configSchema = z.object({
   ACCOUNT_RATE_PERIOD_SECONDS: z.coerce.number().int().positive().default(60),
   // Queued plus running exports one account may have at once.
   EXPORT_MAX_ACTIVE_PER_ACCOUNT: z.coerce.number().int().min(1).default(5),
+  // Rows an account move copies, compares or deletes per statement (src/shards/move.ts).
+  MOVE_PAGE_ROWS: z.coerce.number().int().min(1).max(5_000).default(2_000),
+  // How long one slice of an account move runs before it checkpoints and continues in a new message.
+  MOVE_SLICE_BUDGET_MS: z.coerce.number().int().positive().default(30_000),
   // GetSegments recounts a segment whose count is older than this.
   SEGMENT_COUNT_MAX_AGE_SECONDS: z.coerce.number().int().min(1).default(600),
 });

@@ -16,7 +16,12 @@ export const DOMAIN_ERROR_CODES = {
    * client's: the API answers 503, and an export retries until the configuration is repaired.
    */
   SHARD_UNAVAILABLE: { retryable: true, operator: true },
-} as const satisfies Record<string, { retryable: boolean; operator?: boolean }>;
+  /**
+   * The account is being moved to another shard and its writes are paused until the switch (seconds to a
+   * few minutes): the API answers 503 with Retry-After; reads go on.
+   */
+  ACCOUNT_MOVING: { retryable: true, retryAfterSeconds: 30 },
+} as const satisfies Record<string, { retryable: boolean; operator?: boolean; retryAfterSeconds?: number }>;
 
 export type DomainErrorCode = keyof typeof DOMAIN_ERROR_CODES;
 
@@ -25,14 +30,17 @@ export class DomainError extends Error {
   readonly retryable: boolean;
   /** The operator's to fix (configuration), not the client's: not shown to clients. */
   readonly operator: boolean;
+  /** A passing condition the client should wait out (the API answers 503 with this Retry-After). */
+  readonly retryAfterSeconds: number | undefined;
 
   constructor(code: DomainErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = "DomainError";
     this.code = code;
-    const kind: { retryable: boolean; operator?: boolean } = DOMAIN_ERROR_CODES[code];
+    const kind: { retryable: boolean; operator?: boolean; retryAfterSeconds?: number } = DOMAIN_ERROR_CODES[code];
     this.retryable = kind.retryable;
     this.operator = kind.operator ?? false;
+    this.retryAfterSeconds = kind.retryAfterSeconds;
   }
 }
 

@@ -183,8 +183,8 @@ export function dataOf<T>(response: ApiResponse<T>): T {
  * A small, realistic account: two lists, three custom fields, three tags, subscribers in every status,
  * and three segments. Returns the ids and the subscribers as inserted, for checking exports against.
  */
-export async function seedScenario() {
-  const account = await createAccount();
+export async function seedScenario(options: { shard?: TestShard } = {}) {
+  const account = await createAccount(undefined, options);
   const newsletter = await createList(account.id, "Newsletter");
   const customers = await createList(account.id, "Customers");
   const firstName = await createField(account.id, "First Name", "text");

@@ -85,6 +85,10 @@ export function createApp() {
       c.header("Retry-After", "60");
       return c.json(errorBody(`The service cannot reach this account's data right now (reference ${reference}); try again later`), 503);
     }
+    if (error instanceof DomainError && error.retryAfterSeconds !== undefined) {
+      c.header("Retry-After", String(error.retryAfterSeconds));
+      return c.json(errorBody(truncate(error.message, MAX_ERROR_MESSAGE_LENGTH)), 503);
+    }
     if (error instanceof DomainError) return c.json(errorBody(truncate(error.message, MAX_ERROR_MESSAGE_LENGTH)), 422);
     const reference = crypto.randomUUID();
     console.error(`unhandled error ${reference}: ${describeForLog(error)}`);

@@ -4,7 +4,7 @@
  * accounts' contacts live in the data shards (./shard_schema.ts). Migrations: migrations/control.
  */
 import { sql } from "drizzle-orm";
-import { index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 export const EXPORT_FORMATS = ["json", "csv"] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
@@ -21,6 +21,16 @@ export type NotifyState = (typeof NOTIFY_STATES)[number];
 /** "open": new accounts may be placed here; "reserved": only when named (a large customer's own shard). */
 export const SHARD_PLACEMENTS = ["open", "reserved"] as const;
 export type ShardPlacement = (typeof SHARD_PLACEMENTS)[number];
+
+/**
+ * An account move, step by step (src/shards/move.ts): "copying" (writes open), "reconciling" (writes frozen;
+ * the copy is compared with the source, repaired and checksummed), "draining" (the directory points at the
+ * target; exports still reading the source finish their slice), "cleaning" (the source rows are deleted),
+ * "done". A move that cannot finish before the switch is "rolling_back" (the target's copy is deleted and
+ * writes unfrozen), then "failed".
+ */
+export const MOVE_STATES = ["copying", "reconciling", "draining", "cleaning", "done", "rolling_back", "failed"] as const;
+export type MoveState = (typeof MOVE_STATES)[number];
 
 const createdAt = () =>
   text("created_at")
@@ -193,5 +203,58 @@ export const exportCarry = sqliteTable(
   (t) => [primaryKey({ columns: [t.jobId, t.seq] })],
 );
 
+/** Where a move resumes: the step of its current state's plan (src/shards/move.ts), and the last key done. */
+export interface MoveCursor {
+  step: number;
+  after: number[] | null;
+}
+
+/** Per table: rows and a running SHA-256 (hex) of each side, as the reconcile step compared them. */
+export type MoveVerification = Record<string, { sourceRows: number; targetRows: number; sourceHash: string; targetHash: string }>;
+
+export const accountMoves = sqliteTable(
+  "account_moves",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    accountId: integer("account_id")
+      .notNull()
+      .references(() => accounts.id),
+    source: text("source").notNull(),
+    target: text("target").notNull(),
+    state: text("state", { enum: MOVE_STATES }).notNull().default("copying"),
+    cursor: text("cursor", { mode: "json" })
+      .$type<MoveCursor>()
+      .notNull()
+      .default(sql`'{"step":0,"after":null}'`),
+    verification: text("verification", { mode: "json" }).$type<MoveVerification>().notNull().default(sql`'{}'`),
+    /** Rows written to the target so far (copy and repairs), for progress. */
+    copiedRows: integer("copied_rows").notNull().default(0),
+    /** Source rows deleted so far by the cleaning step. */
+    deletedRows: integer("deleted_rows").notNull().default(0),
+    // The same lease, drive and sweeper fields as export_jobs: one live message drives a move.
+    version: integer("version").notNull().default(0),
+    leaseExpiresAt: integer("lease_expires_at").notNull().default(0),
+    drive: integer("drive").notNull().default(0),
+    /** When the message of the current drive is due, ms since the epoch; 0 for a new move (the sweeper starts it). */
+    dueAt: integer("due_at").notNull().default(0),
+    slices: integer("slices").notNull().default(0),
+    /** Slices that failed in a row; too many before the switch roll the move back. */
+    failures: integer("failures").notNull().default(0),
+    error: text("error"),
+    createdAt: createdAt(),
+    /** ms since the epoch. */
+    updatedAt: integer("updated_at").notNull().default(0),
+    finishedAt: text("finished_at"),
+  },
+  (t) => [
+    // One unfinished move per account at a time.
+    uniqueIndex("account_moves_active_idx")
+      .on(t.accountId)
+      .where(sql`state NOT IN ('done', 'failed')`),
+    index("account_moves_sweep_idx").on(t.state, t.dueAt),
+  ],
+);
+
 export type Account = typeof accounts.$inferSelect;
+export type AccountMove = typeof accountMoves.$inferSelect;
 export type ExportJob = typeof exportJobs.$inferSelect;

@@ -6,7 +6,8 @@ import { describeForLog, DomainError } from "../errors";
 import { clampDelay, exportRetryDelay, notifyRetryDelay } from "../notify/backoff";
 import { deliverNotification, type NotifyDeps } from "../notify/deliver";
 import { failJob, LeaseLostError, markRetryDue, recordSliceFailure } from "./checkpoint";
-import { isExportMessage, type ExportMessage } from "./message";
+import { isQueueMessage, type ExportMessage, type QueueMessage } from "./message";
+import { handleMoveMessage, type MoveDeps } from "../shards/move";
 import { runExportSlice, type SliceDeps } from "./slice";
 
 /** The queues the export worker consumes, by their exact names in wrangler.exporter.toml. */
@@ -17,7 +18,7 @@ export type QueueAction = { action: "ack" } | { action: "retry"; delaySeconds: n
 
 const ACK: QueueAction = { action: "ack" };
 
-export type ConsumerDeps = SliceDeps & NotifyDeps;
+export type ConsumerDeps = SliceDeps & NotifyDeps & MoveDeps;
 
 export function consumerDeps(env: Env): ConsumerDeps {
   return { env, config: loadConfig(env), db: drizzle(env.DB), now: Date.now };
@@ -75,6 +76,7 @@ export async function handleExportMessage(message: ExportMessage, deps: Consumer
  */
 async function sliceFailed(deps: ConsumerDeps, jobId: string, error: unknown): Promise<QueueAction> {
   const reference = crypto.randomUUID();
+  if (error instanceof DomainError && error.operator) return waitForOperator(deps, jobId, error, reference);
   const permanent = isPermanent(error);
   const failures = await recordSliceFailure(deps.db, jobId);
   console.error(`job ${jobId}: slice failed (${permanent ? "permanent" : `failure ${failures}`}, reference ${reference}): ${describeForLog(error)}`);
@@ -91,6 +93,24 @@ async function sliceFailed(deps: ConsumerDeps, jobId: string, error: unknown): P
     : `The export failed after ${failures} attempts (internal error, reference ${reference})`;
   const failed = await abandonJob(deps, jobId, reason);
   return failed ? notifyJob(deps, failed) : ACK;
+}
+
+/** How often an export blocked by the service's own configuration (a shard without binding) looks again. */
+export const OPERATOR_RETRY_SECONDS = 300;
+
+/**
+ * A slice failed because of the service's configuration (the account's shard has no binding): the client is
+ * not to blame and the export must not fail for it. It waits, without counting a failure, and tries again every
+ * OPERATOR_RETRY_SECONDS until the configuration is repaired, as a fresh message (a retried one would reach
+ * the queue's max_retries and be dead-lettered). The log says what to fix.
+ */
+async function waitForOperator(deps: ConsumerDeps, jobId: string, error: DomainError, reference: string): Promise<QueueAction> {
+  console.error(`job ${jobId}: waiting for the operator (reference ${reference}): ${error.code}: ${error.message}`);
+  const job = await deps.db.select({ drive: exportJobs.drive }).from(exportJobs).where(eq(exportJobs.id, jobId)).get();
+  if (!job) return ACK;
+  await markRetryDue(deps.db, jobId, deps.now() + OPERATOR_RETRY_SECONDS * 1000);
+  await sendMessage(deps, { kind: "export", jobId, drive: job.drive }, OPERATOR_RETRY_SECONDS);
+  return ACK;
 }
 
 /** Errors no retry can fix: the domain's permanent ones (rules that cannot run, a damaged checkpoint). */
@@ -148,20 +168,21 @@ function sendMessage(deps: Pick<ConsumerDeps, "env">, message: ExportMessage, de
 /** Applies a handler's decision to each message of a batch; drops (acks) a body that is not ours, after logging it. */
 async function consumeEach(
   batch: MessageBatch<unknown>,
-  handle: (body: ExportMessage) => Promise<QueueAction>,
+  handle: (body: QueueMessage) => Promise<QueueAction>,
 ): Promise<void> {
   for (const message of batch.messages) {
     const body = message.body;
-    if (!isExportMessage(body)) {
-      console.error("dropping a message that is not an export message:", JSON.stringify(body).slice(0, 200));
+    if (!isQueueMessage(body)) {
+      console.error("dropping a message that is not an export or move message:", JSON.stringify(body).slice(0, 200));
       message.ack();
       continue;
     }
     const action = await handle(body).catch((error: unknown): QueueAction => {
       // Whatever throws (D1, R2, the queue, a bug), the message comes back on the schedule, never at once.
       const reference = crypto.randomUUID();
-      console.error(`${body.kind} message for job ${body.jobId} failed (reference ${reference}): ${describeForLog(error)}`);
-      const delaySeconds = body.kind === "export" ? exportRetryDelay(message.attempts) : notifyRetryDelay(message.attempts);
+      const subject = body.kind === "move" ? `move ${body.moveId}` : `job ${body.jobId}`;
+      console.error(`${body.kind} message for ${subject} failed (reference ${reference}): ${describeForLog(error)}`);
+      const delaySeconds = body.kind === "notify" ? notifyRetryDelay(message.attempts) : exportRetryDelay(message.attempts);
       return { action: "retry", delaySeconds };
     });
     if (action.action === "ack") message.ack();
@@ -171,12 +192,19 @@ async function consumeEach(
 
 /** The export queue's handler: one message at a time, each acked or retried as `handleExportMessage` decides. */
 export function consumeExportBatch(batch: MessageBatch<unknown>, deps: ConsumerDeps): Promise<void> {
-  return consumeEach(batch, (body) => handleExportMessage(body, deps));
+  return consumeEach(batch, (body) => (body.kind === "move" ? handleMoveMessage(body, deps) : handleExportMessage(body, deps)));
 }
 
 /** The dead-letter queue's handler. */
 export function consumeDeadLetters(batch: MessageBatch<unknown>, deps: ConsumerDeps): Promise<void> {
-  return consumeEach(batch, (body) => handleDeadLetter(body, deps));
+  return consumeEach(batch, (body) => {
+    // A move's row is its truth: the sweeper sends it another message when this one is overdue.
+    if (body.kind === "move") {
+      console.error(`move ${body.moveId}: a message was dead-lettered; the sweeper will drive the move again`);
+      return Promise.resolve(ACK);
+    }
+    return handleDeadLetter(body, deps);
+  });
 }
 
 /**

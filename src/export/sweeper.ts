@@ -5,6 +5,7 @@ import { abandonJob } from "./consumer";
 import { describeForLog } from "../errors";
 import { refreshStaleSegmentCounts } from "../segments/counts";
 import { openShard, registeredShards } from "../shards/directory";
+import { redriveMoves } from "../shards/move";
 import { deleteExpiredIdempotencyKeys } from "./admission";
 import type { ExportMessage } from "./message";
 
@@ -173,6 +174,7 @@ export async function sweep(deps: SweepDeps) {
   const parts = {
     stranded: () => sweepStrandedJobs(deps),
     expiredIdempotencyKeys: () => deleteExpiredIdempotencyKeys(deps.db, deps.now()),
+    accountMoves: () => redriveMoves(deps),
     segmentCounts: () => refreshCountsOnEveryShard(deps),
   };
   const report: Record<string, unknown> = {};

@@ -57,6 +57,23 @@ export async function shardOfAccount(env: Env, control: DrizzleD1Database, accou
   return openShard(env, entry.shard);
 }
 
+/**
+ * The shard to write an account's contacts to. While a move switches the account to another shard its writes
+ * are frozen: refused with ACCOUNT_MOVING (a 503 with Retry-After), so that nothing is written to a copy
+ * being verified. Reads need no such check: the source stays complete until the switch.
+ */
+export async function shardForWriting(env: Env, control: DrizzleD1Database, accountId: number): Promise<Shard> {
+  const entry = await control.select().from(accountDirectory).where(eq(accountDirectory.accountId, accountId)).get();
+  if (!entry) throw new DomainError("SHARD_UNAVAILABLE", `account ${accountId} has no entry in the shard directory`);
+  if (entry.writesFrozen) {
+    throw new DomainError(
+      "ACCOUNT_MOVING",
+      "This account's contacts are being moved to another database; changes are paused for a moment. Reads still work. Try again in 30 seconds.",
+    );
+  }
+  return openShard(env, entry.shard);
+}
+
 export interface RegisteredShard {
   name: string;
   placement: ShardPlacement;

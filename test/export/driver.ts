@@ -7,7 +7,8 @@ import { eq } from "drizzle-orm";
 import { loadConfig, type Config } from "../../src/config";
 import { accounts, exportJobs, type ExportJob } from "../../src/db/schema";
 import { handleExportMessage, type ConsumerDeps, type QueueAction } from "../../src/export/consumer";
-import type { ExportMessage } from "../../src/export/message";
+import type { QueueMessage } from "../../src/export/message";
+import { handleMoveMessage, type MoveFaultPoint } from "../../src/shards/move";
 import type { FaultPoint } from "../../src/export/slice";
 import {
   detailsSchema,
@@ -16,7 +17,7 @@ import {
 import { db, methodContext, type TestAccount } from "../fixtures";
 
 export interface SentMessage {
-  body: ExportMessage;
+  body: QueueMessage;
   options?: QueueSendOptions;
 }
 
@@ -25,7 +26,7 @@ export function queueRecorder() {
   const sent: SentMessage[] = [];
   return {
     sent,
-    async send(body: ExportMessage, options?: QueueSendOptions) {
+    async send(body: QueueMessage, options?: QueueSendOptions) {
       sent.push({ body, ...(options ? { options } : {}) });
     },
   };
@@ -67,7 +68,11 @@ export interface Harness {
 }
 
 /** Consumer dependencies with a recording queue, a webhook receiver that answers 200, and a settable clock. */
-export function harness(overrides: Partial<Config> = {}, fault?: (point: FaultPoint) => void | Promise<void>): Harness {
+export function harness(
+  overrides: Partial<Config> = {},
+  fault?: (point: FaultPoint) => void | Promise<void>,
+  moveFault?: (point: MoveFaultPoint) => void | Promise<void>,
+): Harness {
   const queue = queueRecorder();
   const webhooks: Webhook[] = [];
   // Starts at the real time: the API method stamps new jobs with it (due_at), and the sweeper compares against it.
@@ -84,6 +89,7 @@ export function harness(overrides: Partial<Config> = {}, fault?: (point: FaultPo
       return new Response("ok");
     }) as typeof fetch,
     ...(fault ? { fault } : {}),
+    ...(moveFault ? { moveFault } : {}),
   };
   return { deps, queue, sent: queue.sent, webhooks, clock };
 }
@@ -96,7 +102,9 @@ export const createJob = (h: Harness, account: TestAccount, details: Record<stri
     ...details,
   });
 
-export const handle = (h: Harness, message: ExportMessage): Promise<QueueAction> => handleExportMessage(message, h.deps);
+/** Handles one message as the export worker's queue handler does (exports, notifications and moves). */
+export const handle = (h: Harness, message: QueueMessage): Promise<QueueAction> =>
+  message.kind === "move" ? handleMoveMessage(message, h.deps) : handleExportMessage(message, h.deps);
 
 /**
  * Plays the queue: handles the job's message, then every continuation it enqueues, retrying a message the
@@ -104,10 +112,15 @@ export const handle = (h: Harness, message: ExportMessage): Promise<QueueAction>
  */
 export async function runToEnd(h: Harness, jobId: string, maxMessages = 500): Promise<number> {
   const { drive } = await jobRow(jobId);
-  const pending: ExportMessage[] = [{ kind: "export", jobId, drive }];
+  return playQueue(h, [{ kind: "export", jobId, drive }], maxMessages);
+}
+
+/** Plays the queue from the given messages until nothing is left; returns how many messages ran. */
+export async function playQueue(h: Harness, first: QueueMessage[], maxMessages = 500): Promise<number> {
+  const pending = [...first];
   let handled = 0;
   while (pending.length > 0) {
-    if (++handled > maxMessages) throw new Error(`job ${jobId} did not finish within ${maxMessages} messages`);
+    if (++handled > maxMessages) throw new Error(`the queue did not empty within ${maxMessages} messages`);
     const message = pending.shift()!;
     const action = await handle(h, message);
     for (const next of h.sent.splice(0)) pending.push(next.body);

@@ -1,3 +1,4 @@
+import type { ExportMessage } from "../../src/export/message";
 import { Webhook } from "standardwebhooks";
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { handleExportMessage } from "../../src/export/consumer";
@@ -92,7 +93,7 @@ describe("a webhook that fails", () => {
     expect(h.queue.sent.map((m) => m.options)).toEqual([{ delaySeconds: 12 * 3600 }]);
     const early = h.queue.sent[0]!.body;
     h.clock.advance(12 * 3600 * 1000);
-    expect(await handleExportMessage(early, h.deps)).toEqual({ action: "retry", delaySeconds: 12 * 3600 });
+    expect(await handleExportMessage(early as ExportMessage, h.deps)).toEqual({ action: "retry", delaySeconds: 12 * 3600 });
     expect(hook.requests).toHaveLength(3);
     expect(await jobRow(jobId)).toMatchObject({ notifyState: "pending", notifyAttempts: 3 });
   });

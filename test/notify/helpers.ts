@@ -124,7 +124,7 @@ export async function runExport(h: Harness, jobId: string): Promise<QueueAction>
     const action = await handleExportMessage(message, h.deps);
     const next = h.queue.sent.findIndex((m) => m.body.kind === "export");
     if (next === -1) return action;
-    message = h.queue.sent.splice(next, 1)[0]!.body;
+    message = h.queue.sent.splice(next, 1)[0]!.body as ExportMessage;
   }
   throw new Error("the export did not finish in 100 slices");
 }
