@@ -75,6 +75,15 @@ export async function createAccount(username = unique("user"), options: { shard?
   return { id: row!.id, username, usertoken, webhookSecret, shard };
 }
 
+/** An account row with no directory entry, as account:create has it before placing it (or one made by hand). */
+export async function unplacedAccount(): Promise<number> {
+  const [row] = await db()
+    .insert(accounts)
+    .values({ username: unique("unplaced"), tokenSalt: "salt", tokenHash: "hash", webhookSecret: "whsec_x" })
+    .returning({ id: accounts.id });
+  return row!.id;
+}
+
 export async function createList(accountId: number, name = unique("list")) {
   const [row] = await (await shardDb(accountId)).insert(lists).values({ id: await newId("lists"), accountId, name }).returning({ id: lists.id });
   return row!.id;

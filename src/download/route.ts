@@ -6,11 +6,17 @@ import { ApiError } from "../api/errors";
 import { loadConfig } from "../config";
 import { exportJobs } from "../db/control_schema";
 import { exportFileName, CONTENT_TYPES } from "../export/files";
+import { answerRange, notModified } from "./range";
 import { acceptedSigningKeys, verifyDownloadLink } from "./signed_url";
 
 export const downloadRoute = new Hono<HonoEnv>();
 
-downloadRoute.get("/exports/:jobid", async (c) => {
+/**
+ * GET and HEAD /exports/<jobid>?expires=…&kid=…&signature=…: the file of a completed export, to the holder of a
+ * signed link. Supports one byte range (206, 416), ETag with If-None-Match (304) and If-Range, so that large
+ * downloads resume and caches revalidate.
+ */
+downloadRoute.on(["GET", "HEAD"], "/exports/:jobid", async (c) => {
   const jobId = c.req.param("jobid");
   const config = loadConfig(c.env);
   // The raw query string: the link's parameters are checked as written, each exactly once.
@@ -24,18 +30,38 @@ downloadRoute.get("/exports/:jobid", async (c) => {
     .get();
   if (!job) throw new ApiError("NOT_FOUND", `Export ${jobId} has no file`);
 
-  const object = await c.env.EXPORTS.get(job.objectKey);
-  if (!object) throw new ApiError("NOT_FOUND", `The file of export ${jobId} is no longer stored`);
+  const stored = await c.env.EXPORTS.head(job.objectKey);
+  if (!stored) throw new ApiError("NOT_FOUND", `The file of export ${jobId} is no longer stored`);
 
-  return new Response(object.body, {
-    headers: {
-      "Content-Type": CONTENT_TYPES[job.format],
-      "Content-Length": String(object.size),
-      // Send the stored bytes as they are: no on-the-fly compression, so Content-Length stays exact.
-      "Content-Encoding": "identity",
-      "Content-Disposition": `attachment; filename="${exportFileName(jobId, job.format)}"`,
-      ETag: object.httpEtag,
-      "Cache-Control": "private, no-store",
-    },
+  const headers = new Headers({
+    "Content-Type": CONTENT_TYPES[job.format],
+    // Send the stored bytes as they are: no on-the-fly compression, so lengths and ranges stay exact.
+    "Content-Encoding": "identity",
+    "Content-Disposition": `attachment; filename="${exportFileName(jobId, job.format)}"`,
+    ETag: stored.httpEtag,
+    "Accept-Ranges": "bytes",
+    "Cache-Control": "private, no-store",
   });
+  if (notModified(c.req.header("If-None-Match") ?? null, stored.httpEtag)) return new Response(null, { status: 304, headers });
+
+  const range = answerRange(c.req.header("Range") ?? null, c.req.header("If-Range") ?? null, stored.size, stored.httpEtag);
+  if (range.kind === "unsatisfiable") {
+    headers.set("Content-Range", `bytes */${stored.size}`);
+    headers.delete("Content-Disposition");
+    return new Response(null, { status: 416, headers });
+  }
+  const offset = range.kind === "partial" ? range.offset : 0;
+  const length = range.kind === "partial" ? range.length : stored.size;
+  headers.set("Content-Length", String(length));
+  if (range.kind === "partial") headers.set("Content-Range", `bytes ${offset}-${offset + length - 1}/${stored.size}`);
+  const status = range.kind === "partial" ? 206 : 200;
+  if (c.req.method === "HEAD") return new Response(null, { status, headers });
+
+  // The same version that was measured: a file replaced in between fails the precondition and is not mixed.
+  const object = await c.env.EXPORTS.get(job.objectKey, {
+    ...(range.kind === "partial" ? { range: { offset, length } } : {}),
+    onlyIf: { etagMatches: stored.etag },
+  });
+  if (!object || !("body" in object)) throw new ApiError("NOT_FOUND", `The file of export ${jobId} is no longer stored`);
+  return new Response(object.body, { status, headers });
 });

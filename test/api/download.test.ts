@@ -334,3 +334,121 @@ describe("GET /exports/<jobid>: validly signed links without a file", () => {
     });
   });
 });
+
+describe("GET and HEAD /exports/<jobid>: ranges, HEAD and revalidation (large downloads resume)", () => {
+  let whole: Uint8Array;
+  let etag: string;
+  beforeAll(async () => {
+    const res = await get(json.url);
+    whole = new Uint8Array(await res.arrayBuffer());
+    etag = res.headers.get("etag")!;
+  });
+  const ranged = (range: string, extra: Record<string, string> = {}) =>
+    exports.default.fetch(json.url, { headers: { Range: range, ...extra } });
+  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+
+  it("announces byte ranges and an ETag on every download", async () => {
+    const res = await get(json.url);
+    await res.body?.cancel();
+    expect(res.headers.get("accept-ranges")).toBe("bytes");
+    expect(etag).toMatch(/^"[0-9a-f-]+"$/);
+    expect(whole.length).toBeGreaterThan(500);
+  });
+
+  it("answers HEAD with the headers of the download and no body", async () => {
+    const res = await exports.default.fetch(json.url, { method: "HEAD" });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-length")).toBe(String(whole.length));
+    expect(res.headers.get("etag")).toBe(etag);
+    expect(res.headers.get("content-type")).toBe("application/json; charset=utf-8");
+    expect((await res.arrayBuffer()).byteLength).toBe(0);
+  });
+
+  it("serves one range with 206 and Content-Range: first bytes, an open end, and a suffix", async () => {
+    const first = await ranged("bytes=0-99");
+    expect(first.status).toBe(206);
+    expect(first.headers.get("content-range")).toBe(`bytes 0-99/${whole.length}`);
+    expect(first.headers.get("content-length")).toBe("100");
+    expect(text(new Uint8Array(await first.arrayBuffer()))).toBe(text(whole.slice(0, 100)));
+
+    const rest = await ranged("bytes=100-");
+    expect(rest.status).toBe(206);
+    expect(rest.headers.get("content-range")).toBe(`bytes 100-${whole.length - 1}/${whole.length}`);
+    expect(new Uint8Array(await rest.arrayBuffer())).toEqual(whole.slice(100));
+
+    const tail = await ranged("bytes=-50");
+    expect(tail.headers.get("content-range")).toBe(`bytes ${whole.length - 50}-${whole.length - 1}/${whole.length}`);
+    expect(new Uint8Array(await tail.arrayBuffer())).toEqual(whole.slice(-50));
+  });
+
+  it("resumes a download: the ranges put together are the file byte for byte", async () => {
+    const cut = Math.floor(whole.length / 3);
+    const parts = await Promise.all([`bytes=0-${cut - 1}`, `bytes=${cut}-${2 * cut - 1}`, `bytes=${2 * cut}-`].map(async (r) => new Uint8Array(await (await ranged(r)).arrayBuffer())));
+    const joined = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const part of parts) joined.set(part, (at += part.length) - part.length);
+    expect(joined).toEqual(whole);
+  });
+
+  it("clamps a range that runs past the end to the end", async () => {
+    const res = await ranged(`bytes=${whole.length - 10}-${whole.length + 1000}`);
+    expect(res.status).toBe(206);
+    expect(res.headers.get("content-range")).toBe(`bytes ${whole.length - 10}-${whole.length - 1}/${whole.length}`);
+    expect(new Uint8Array(await res.arrayBuffer())).toEqual(whole.slice(-10));
+  });
+
+  it("answers 416 with the size for a range that starts past the end, and for an empty suffix", async () => {
+    for (const range of [`bytes=${whole.length}-`, `bytes=${whole.length + 5}-${whole.length + 9}`, "bytes=-0"]) {
+      const res = await ranged(range);
+      expect(res.status, range).toBe(416);
+      expect(res.headers.get("content-range"), range).toBe(`bytes */${whole.length}`);
+      await res.body?.cancel();
+    }
+  });
+
+  it("serves the whole file for several ranges at once and for a Range it cannot read", async () => {
+    for (const range of ["bytes=0-9,20-29", "bytes=abc", "items=0-9", "bytes=20-10", "bytes=-"]) {
+      const res = await ranged(range);
+      expect(res.status, range).toBe(200);
+      expect(new Uint8Array(await res.arrayBuffer()), range).toEqual(whole);
+    }
+  });
+
+  it("answers 304 without a body when If-None-Match names the current ETag, and 200 for another", async () => {
+    const fresh = await exports.default.fetch(json.url, { headers: { "If-None-Match": etag } });
+    expect(fresh.status).toBe(304);
+    expect(fresh.headers.get("etag")).toBe(etag);
+    expect((await fresh.arrayBuffer()).byteLength).toBe(0);
+    const listed = await exports.default.fetch(json.url, { headers: { "If-None-Match": `"other", W/${etag}` } });
+    expect(listed.status).toBe(304);
+    await listed.body?.cancel();
+    const stale = await exports.default.fetch(json.url, { headers: { "If-None-Match": '"an-older-version"' } });
+    expect(stale.status).toBe(200);
+    expect(new Uint8Array(await stale.arrayBuffer())).toEqual(whole);
+  });
+
+  it("honours If-Range: the range while the ETag matches, the whole file once it does not", async () => {
+    const same = await ranged("bytes=0-9", { "If-Range": etag });
+    expect(same.status).toBe(206);
+    await same.body?.cancel();
+    const changed = await ranged("bytes=0-9", { "If-Range": '"an-older-version"' });
+    expect(changed.status).toBe(200);
+    expect(new Uint8Array(await changed.arrayBuffer())).toEqual(whole);
+  });
+
+  it("answers HEAD with a Range as the GET would, without the bytes", async () => {
+    const res = await exports.default.fetch(json.url, { method: "HEAD", headers: { Range: "bytes=10-19" } });
+    expect(res.status).toBe(206);
+    expect(res.headers.get("content-range")).toBe(`bytes 10-19/${whole.length}`);
+    expect(res.headers.get("content-length")).toBe("10");
+    expect((await res.arrayBuffer()).byteLength).toBe(0);
+  });
+
+  it("checks the link before anything else: a forged link gets 403 on HEAD and on a ranged GET", async () => {
+    const forged = withParam(json.url, "signature", "0".repeat(64));
+    expect((await exports.default.fetch(forged, { method: "HEAD" })).status).toBe(403);
+    const res = await exports.default.fetch(forged, { headers: { Range: "bytes=0-9" } });
+    expect(res.status).toBe(403);
+    await res.body?.cancel();
+  });
+});

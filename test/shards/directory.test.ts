@@ -11,24 +11,13 @@ import { env, exports } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { accountDirectory, accounts, shards } from "../../src/db/control_schema";
+import { accountDirectory, shards } from "../../src/db/control_schema";
 import { lists } from "../../src/db/shard_schema";
 import { DomainError } from "../../src/errors";
 import { OPERATOR_RETRY_SECONDS } from "../../src/export/consumer";
 import { openShard, shardOfAccount } from "../../src/shards/directory";
 import { allocateIds } from "../../src/shards/ids";
-import {
-  addSubscriber,
-  callApi,
-  createAccount,
-  createList,
-  createSegment,
-  dataOf,
-  db,
-  request,
-  unique,
-  type TestShard,
-} from "../fixtures";
+import { addSubscriber, callApi, createAccount, createList, createSegment, dataOf, db, request, unique, type TestShard, unplacedAccount } from "../fixtures";
 import { EMAIL_NOTIFY, exportJobCount } from "../api/helpers";
 import { createJob, exportedJson, handle, harness, jobRow, runToEnd } from "../export/driver";
 
@@ -46,14 +35,6 @@ async function thrownBy(fn: () => unknown): Promise<unknown> {
   throw new Error("expected a throw, but nothing was thrown");
 }
 
-/** An account row with no directory entry, as one created before placement (or by hand) would be. */
-async function unplacedAccount() {
-  const [row] = await db()
-    .insert(accounts)
-    .values({ username: unique("unplaced"), tokenSalt: "salt", tokenHash: "hash", webhookSecret: "whsec_x" })
-    .returning({ id: accounts.id });
-  return row!.id;
-}
 
 const pointAccountAt = (accountId: number, shard: string) =>
   db().update(accountDirectory).set({ shard, updatedAt: Date.now() }).where(eq(accountDirectory.accountId, accountId));

@@ -6,11 +6,11 @@
 import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
-import { accountDirectory, accounts, shards } from "../../src/db/control_schema";
+import { accountDirectory, shards } from "../../src/db/control_schema";
 import { DomainError } from "../../src/errors";
 import { chooseShard, placeAccount, shardContacts } from "../../src/shards/placement";
 import { allocateIds } from "../../src/shards/ids";
-import { createAccount, createList, db, unique, type TestShard } from "../fixtures";
+import { createAccount, createList, db, type TestShard, unplacedAccount } from "../fixtures";
 
 type Candidate = Parameters<typeof chooseShard>[0][number];
 const open = (name: string, contacts: number): Candidate => ({ name, placement: "open", contacts });
@@ -53,14 +53,6 @@ describe("chooseShard", () => {
   });
 });
 
-/** An account row with no directory entry yet, as the account:create script has it before placing it. */
-async function unplacedAccount() {
-  const [row] = await db()
-    .insert(accounts)
-    .values({ username: unique("unplaced"), tokenSalt: "salt", tokenHash: "hash", webhookSecret: "whsec_x" })
-    .returning({ id: accounts.id });
-  return row!.id;
-}
 
 const directoryEntry = (accountId: number) =>
   db().select().from(accountDirectory).where(eq(accountDirectory.accountId, accountId)).get();
