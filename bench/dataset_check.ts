@@ -1,5 +1,5 @@
 /**
- * Checks the benchmark dataset's claims with sqlite3 on the D1 file: each segment's size, their pairwise
+ * Checks the benchmark dataset's claims with sqlite3 on the shard's D1 file: each segment's size, their pairwise
  * overlaps, their union, and the span of subscribe dates. The predicates are not written by hand: each
  * segment's predicate comes from the product's own rule compiler (`matchPredicate`, as the export and
  * GetSegments use it), and the union is also counted with the export's own `countQuery`, as a cross-check.

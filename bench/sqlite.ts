@@ -1,5 +1,5 @@
 /** Debian's sqlite3 CLI, used to fill the benchmark database and as the baseline the export is measured against. */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 
 export const SQLITE3 = "/usr/bin/sqlite3";
 
@@ -88,4 +88,21 @@ function closingQuote(text: string, start: number, quote: string): number {
     }
   }
   throw new Error(`unterminated ${quote} quote in query`);
+}
+
+/** sqlite(), without blocking: several files can be filled at once (one sqlite3 process each). */
+export function sqliteAsync(file: string, script: string, args: string[] = []): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(SQLITE3, [...args, file], { stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (err += d));
+    child.on("error", reject);
+    child.on("close", (code) => {
+      if (code !== 0 || err.trim()) reject(new Error(`sqlite3 failed on ${file} (exit ${code}): ${err.trim()}\n--- script start ---\n${script.slice(0, 2000)}`));
+      else resolve(out);
+    });
+    child.stdin.end(script);
+  });
 }

@@ -5,7 +5,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import { createRequire } from "node:module";
 import { createConnection } from "node:net";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
-import { ROOT } from "./dataset";
+import { ROOT } from "./layout";
 import { killTree, killTreeNow, WorkerdMemorySampler } from "./processes";
 
 const wranglerBin = createRequire(import.meta.url).resolve("wrangler/bin/wrangler.js");
