@@ -5,7 +5,7 @@ export type ExportEmail =
       to: string;
       jobId: string;
       count: number;
-      format: "json" | "csv";
+      format: "json" | "csv" | "ndjson";
       url: string;
       /** ISO 8601 */
       expiresAt: string;

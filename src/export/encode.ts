@@ -22,6 +22,18 @@ const jsonEncoder: Encoder = {
 };
 
 /**
+ * NDJSON (newline-delimited JSON): one subscriber object per line, the same object as in the JSON file, and
+ * nothing else: no envelope, so the file can be split, streamed and appended to line by line. The count
+ * travels in the notification and the status call.
+ */
+const ndjsonEncoder: Encoder = {
+  head: () => "",
+  separator: "",
+  record: (record) => `${record}\n`,
+  tail: () => "",
+};
+
+/**
  * Formula injection (OWASP "CSV Injection"). A spreadsheet may run a cell as a formula when, after any leading
  * whitespace, it starts with = + - @ (also | and %, which some spreadsheets treat as DDE or operators, and
  * their full-width forms ＝ ＋ － ＠, which some convert on input); a tab or CR in the leading run can also
@@ -74,4 +86,13 @@ function csvEncoder(spec: ExportSpec): Encoder {
   };
 }
 
-export const encoderFor = (spec: ExportSpec): Encoder => (spec.format === "csv" ? csvEncoder(spec) : jsonEncoder);
+export function encoderFor(spec: ExportSpec): Encoder {
+  switch (spec.format) {
+    case "csv":
+      return csvEncoder(spec);
+    case "ndjson":
+      return ndjsonEncoder;
+    case "json":
+      return jsonEncoder;
+  }
+}

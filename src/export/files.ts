@@ -3,6 +3,8 @@ import type { ExportFormat } from "../db/control_schema";
 export const CONTENT_TYPES: Record<ExportFormat, string> = {
   json: "application/json; charset=utf-8",
   csv: "text/csv; charset=utf-8",
+  // No media type is registered for NDJSON; this is the one its spec and most tools use.
+  ndjson: "application/x-ndjson; charset=utf-8",
 };
 
 export const exportFileName = (jobId: string, format: ExportFormat) => `segment-export-${jobId}.${format}`;

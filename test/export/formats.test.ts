@@ -1,6 +1,7 @@
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { seedScenario } from "../fixtures";
-import { createJob, exportedFile, exportedJson, harness, runToEnd } from "./driver";
+import { createJob, exportedFile, exportedJson, harness, jobRow, runToEnd } from "./driver";
 
 describe("the exported file holds the seeded data", () => {
   it("as JSON: the union of the segments, each subscriber once, with the requested fields and tags", async () => {
@@ -61,6 +62,29 @@ describe("the exported file holds the seeded data", () => {
     expect(lines.at(-1)).toBe("");
   });
 
+  it("as NDJSON: one subscriber object per line, the JSON file's objects in its order, and nothing else", async () => {
+    const s = await seedScenario();
+    const h = harness();
+    const details = { segmentid: [s.segments.vip, s.segments.acme], include_membership: true, customfields: ["Company", "Score"] };
+    const json = await createJob(h, s.account, details);
+    const ndjson = await createJob(h, s.account, { ...details, format: "NDJSON" });
+    await runToEnd(h, json);
+    await runToEnd(h, ndjson);
+    const text = await exportedFile(ndjson);
+    expect(text.endsWith("\n")).toBe(true);
+    const lines = text.slice(0, -1).split("\n");
+    const expected = (await exportedJson(json)).response.data.subscribers;
+    expect(expected.length).toBeGreaterThan(5);
+    expect(lines.map((line) => JSON.parse(line))).toEqual(expected);
+    // Each line is the object as the JSON file writes it, byte for byte.
+    expect(text).toBe(expected.map((o) => JSON.stringify(o) + "\n").join(""));
+    const job = await jobRow(ndjson);
+    expect(job.objectKey).toMatch(/\.ndjson$/);
+    const stored = await env.EXPORTS.head(job.objectKey);
+    expect(stored?.httpMetadata?.contentType).toBe("application/x-ndjson; charset=utf-8");
+    expect(job.processedCount).toBe(lines.length);
+  });
+
   it("as an empty but valid file when nothing matches", async () => {
     const s = await seedScenario();
     const h = harness();
@@ -76,5 +100,8 @@ describe("the exported file holds the seeded data", () => {
     const none = await createJob(h, s.account, { segmentid: [s.segments.vip], status: "bounced" });
     await runToEnd(h, none);
     expect(await exportedJson(none)).toEqual({ response: { status: "SUCCESS", data: { subscribers: [], count: 0 } } });
+    const emptyLines = await createJob(h, s.account, { segmentid: [s.segments.vip], status: "bounced", format: "ndjson" });
+    await runToEnd(h, emptyLines);
+    expect(await exportedFile(emptyLines)).toBe("");
   });
 });
