@@ -7,7 +7,7 @@ import { openShard, readSession } from "../shards/directory";
 import { assertLeaseHeld, claimJob, completeJob, LeaseLostError, loadCarry, releaseLease, saveCheckpoint } from "./checkpoint";
 import { encoderFor } from "./encode";
 import { CONTENT_TYPES, exportFileName } from "./files";
-import { loadCustomFieldTypes, pageQuery } from "./query";
+import { countQuery, loadCustomFieldTypes, matchPredicate, pageQuery } from "./query";
 import { R2PartWriter } from "./r2_writer";
 import type { ExportSpec } from "./spec";
 
@@ -139,7 +139,10 @@ async function exportFromCheckpoint(
   // The claim set job.shard from the directory (and restarted the export if the account had moved).
   if (!job.shard) throw new DomainError("SHARD_UNAVAILABLE", `account ${job.accountId} has no entry in the shard directory`);
   const contacts = readSession(openShard(env, job.shard));
-  const query = pageQuery(spec, job.accountId, await loadCustomFieldTypes(contacts, job.accountId));
+  const fieldTypes = await loadCustomFieldTypes(contacts, job.accountId);
+  const query = pageQuery(spec, job.accountId, fieldTypes);
+  // The total, for the status call's percent and ETA: counted once, with the export's own predicate.
+  if (job.totalCount === null) await countTotal(deps, job, lease, contacts, fieldTypes);
   const pageSize = config.EXPORT_PAGE_SIZE;
   const readPage = (afterId: number) => contacts.values<[number, string]>(query(afterId, pageSize));
 
@@ -221,5 +224,25 @@ async function abortAbandonedUpload(deps: SliceDeps, job: ExportJob, lease: { ve
   await deps.db
     .update(exportJobs)
     .set({ abandonedUploadId: null })
+    .where(and(eq(exportJobs.id, job.id), eq(exportJobs.version, lease.version)));
+}
+
+/**
+ * Counts the rows the export will hold (as of now: rows added later beyond the cursor are exported too, so
+ * the final count may differ a little) and stores it as the job's total, fenced by the lease.
+ */
+async function countTotal(
+  deps: SliceDeps,
+  job: ExportJob,
+  lease: { version: number },
+  contacts: DrizzleD1Database,
+  fieldTypes: Awaited<ReturnType<typeof loadCustomFieldTypes>>,
+) {
+  const spec = job.spec as ExportSpec;
+  const predicate = matchPredicate(spec.segments, spec.status, new Date(spec.requestedAt), fieldTypes);
+  const [[total] = [0]] = await contacts.values<[number]>(countQuery(job.accountId, predicate));
+  await deps.db
+    .update(exportJobs)
+    .set({ totalCount: Number(total) })
     .where(and(eq(exportJobs.id, job.id), eq(exportJobs.version, lease.version)));
 }

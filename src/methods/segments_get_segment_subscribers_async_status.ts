@@ -3,7 +3,7 @@ import { z } from "zod";
 import { quote, tooLong } from "../api/envelope";
 import { ApiError } from "../api/errors";
 import { defineMethod } from "../api/method";
-import { exportJobs } from "../db/control_schema";
+import { exportJobs, type ExportJob } from "../db/control_schema";
 import { downloadLinkFor } from "../export/link";
 import type { ExportSpec } from "../export/spec";
 
@@ -35,6 +35,7 @@ export const getSegmentSubscribersAsyncStatus = defineMethod({
       status: job.state,
       count: job.processedCount,
       total: job.totalCount,
+      ...progress(job, Date.now()),
       format: job.format,
       segmentid: spec.segmentIds.map(String),
       createdate: job.createdAt,
@@ -52,3 +53,18 @@ export const getSegmentSubscribersAsyncStatus = defineMethod({
     };
   },
 });
+
+/**
+ * How far an export is: `percent` of the total counted at its start (99 at most until it completes, since rows
+ * added meanwhile are exported too), and `eta_seconds`, the time left at the pace so far (null until the
+ * first rows are written, and once the export has stopped).
+ */
+export function progress(job: Pick<ExportJob, "state" | "processedCount" | "totalCount" | "startedAt">, now: number) {
+  if (job.state === "complete") return { percent: 100, eta_seconds: 0 };
+  if (job.state === "queued" || job.totalCount === null) return { percent: 0, eta_seconds: null };
+  const percent = job.totalCount === 0 ? 0 : Math.min(99, Math.floor((100 * job.processedCount) / job.totalCount));
+  if (job.state !== "running" || job.processedCount === 0 || !job.startedAt) return { percent, eta_seconds: null };
+  const elapsed = Math.max(0, now - Date.parse(job.startedAt)) / 1000;
+  const left = Math.max(0, job.totalCount - job.processedCount);
+  return { percent, eta_seconds: Math.ceil((elapsed * left) / job.processedCount) };
+}
