@@ -11,6 +11,13 @@ export type ExportEmail =
       expiresAt: string;
     }
   | {
+      kind: "canceled";
+      to: string;
+      jobId: string;
+      /** Rows written before it was stopped. */
+      count: number;
+    }
+  | {
       kind: "failed";
       to: string;
       jobId: string;
@@ -47,6 +54,16 @@ export function renderExportEmail(email: ExportEmail): RenderedEmail {
         `<p>Contacts: <strong>${email.count}</strong><br>Format: ${email.format.toUpperCase()}</p>`,
         `<p><a href="${escapeHtml(email.url)}">Download the file</a></p>`,
         `<p>The link expires on ${escapeHtml(expiry)}.</p>`,
+      ].join("\n"),
+    };
+  }
+  if (email.kind === "canceled") {
+    return {
+      subject: "Your segment export was canceled",
+      text: [`Your segment export ${email.jobId} was canceled at your request.`, "", "No file was kept."].join("\n"),
+      html: [
+        `<p>Your segment export <code>${escapeHtml(email.jobId)}</code> was canceled at your request.</p>`,
+        "<p>No file was kept.</p>",
       ].join("\n"),
     };
   }

@@ -9,8 +9,10 @@ import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "driz
 export const EXPORT_FORMATS = ["json", "csv", "ndjson"] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
-export const JOB_STATES = ["queued", "running", "complete", "failed"] as const;
+export const JOB_STATES = ["queued", "running", "complete", "failed", "canceled"] as const;
 export type JobState = (typeof JOB_STATES)[number];
+/** The states a job ends in; its notification is due once it is in one. */
+export const FINISHED_JOB_STATES = ["complete", "failed", "canceled"] as const satisfies readonly JobState[];
 
 export const NOTIFY_TYPES = ["email", "webhook"] as const;
 export type NotifyType = (typeof NOTIFY_TYPES)[number];

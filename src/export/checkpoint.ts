@@ -1,6 +1,8 @@
 import { and, asc, eq, inArray, lte, sql } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
-import { exportCarry, exportJobs, type ExportJob } from "../db/control_schema";
+import { exportCarry, exportJobs, FINISHED_JOB_STATES, type ExportJob, type JobState } from "../db/control_schema";
+
+export const isFinished = (state: JobState) => (FINISHED_JOB_STATES as readonly JobState[]).includes(state);
 import { DomainError } from "../errors";
 import type { UploadedPart } from "./r2_writer";
 
@@ -61,7 +63,7 @@ export async function claimJob(db: DrizzleD1Database, jobId: string, drive: numb
   if (job) return { claimed: true, job };
   const current = await db.select().from(exportJobs).where(eq(exportJobs.id, jobId)).get();
   if (!current) return { claimed: false, reason: "missing" };
-  if (current.state === "complete" || current.state === "failed") return { claimed: false, reason: "finished", job: current };
+  if (isFinished(current.state)) return { claimed: false, reason: "finished", job: current };
   if (current.drive !== drive) return { claimed: false, reason: "stale" };
   return { claimed: false, reason: "leased", retryInMs: Math.max(0, current.leaseExpiresAt - now) };
 }

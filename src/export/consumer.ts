@@ -5,7 +5,7 @@ import { exportJobs, type ExportJob } from "../db/control_schema";
 import { describeForLog, DomainError } from "../errors";
 import { clampDelay, exportRetryDelay, notifyRetryDelay } from "../notify/backoff";
 import { deliverNotification, type NotifyDeps } from "../notify/deliver";
-import { failJob, LeaseLostError, markRetryDue, recordSliceFailure } from "./checkpoint";
+import { failJob, isFinished, LeaseLostError, markRetryDue, recordSliceFailure } from "./checkpoint";
 import { isQueueMessage, type ExportMessage, type QueueMessage } from "./message";
 import { handleMoveMessage, type MoveDeps } from "../shards/move";
 import { runExportSlice, type SliceDeps } from "./slice";
@@ -142,7 +142,7 @@ async function abortUpload(env: Env, job: ExportJob) {
  */
 async function handleNotifyMessage(deps: ConsumerDeps, message: ExportMessage): Promise<QueueAction> {
   const job = await deps.db.select().from(exportJobs).where(eq(exportJobs.id, message.jobId)).get();
-  if (!job || (job.state !== "complete" && job.state !== "failed")) return ACK;
+  if (!job || !isFinished(job.state)) return ACK;
   if (job.notifyState !== "pending" || job.notifyDrive !== message.drive) return ACK;
   const waitMs = job.notifyDueAt - deps.now();
   if (waitMs > 1000) return { action: "retry", delaySeconds: clampDelay(Math.ceil(waitMs / 1000)) };

@@ -185,10 +185,13 @@ async function exportFromCheckpoint(
     }
     if (deps.now() - lastProgress >= PROGRESS_INTERVAL_MS) {
       lastProgress = deps.now();
-      await db
+      const [still] = await db
         .update(exportJobs)
         .set({ processedCount: count })
-        .where(and(eq(exportJobs.id, job.id), eq(exportJobs.version, lease.version)));
+        .where(and(eq(exportJobs.id, job.id), eq(exportJobs.version, lease.version)))
+        .returning({ id: exportJobs.id });
+      // Canceled, or taken over: stop now rather than at the end of the slice.
+      if (!still) throw new LeaseLostError(job.id);
     }
     // Give the event loop a turn between pages, so that a slice never holds it for long: other events of this
     // isolate (and, under wrangler dev, the local queue's own bookkeeping) get to run.

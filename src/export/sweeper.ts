@@ -1,5 +1,5 @@
 import { and, asc, eq, inArray, lte, sql } from "drizzle-orm";
-import { exportJobs } from "../db/control_schema";
+import { exportJobs, FINISHED_JOB_STATES } from "../db/control_schema";
 import type { ConsumerDeps } from "./consumer";
 import { abandonJob } from "./consumer";
 import { describeForLog } from "../errors";
@@ -109,7 +109,7 @@ async function redriveNotifications(deps: SweepDeps, report: SweepReport) {
     .where(
       and(
         eq(exportJobs.notifyState, "pending"),
-        inArray(exportJobs.state, ["complete", "failed"]),
+        inArray(exportJobs.state, [...FINISHED_JOB_STATES]),
         lte(exportJobs.notifyDueAt, now - deps.config.SWEEP_LOST_AFTER_SECONDS * 1000),
       ),
     )

@@ -4,23 +4,27 @@ import { quote, tooLong } from "../api/envelope";
 import { ApiError } from "../api/errors";
 import { defineMethod } from "../api/method";
 import { exportJobs, type ExportJob } from "../db/control_schema";
+import type { Config } from "../config";
 import { downloadLinkFor } from "../export/link";
 import type { ExportSpec } from "../export/spec";
 
 export const MAX_JOB_ID_LENGTH = 100;
 
+/** `{jobid}`: the details of the calls about one job. */
+export const jobIdDetails = z.object({
+  // Job ids are UUIDs (36 characters); 100 leaves room and keeps the echo in "no export job …" short.
+  jobid: z
+    .string({ error: (i) => (i.input === undefined ? "is required" : "must be a string") })
+    .trim()
+    .min(1, "must not be empty")
+    .max(MAX_JOB_ID_LENGTH, tooLong(MAX_JOB_ID_LENGTH)),
+});
+
 /** Segments / GetSegmentSubscribersAsyncStatus: where an export stands, and its link once complete. */
 export const getSegmentSubscribersAsyncStatus = defineMethod({
   requesttype: "Segments",
   requestmethod: "GetSegmentSubscribersAsyncStatus",
-  details: z.object({
-    // Job ids are UUIDs (36 characters); 100 leaves room and keeps the echo in "no export job …" short.
-    jobid: z
-      .string({ error: (i) => (i.input === undefined ? "is required" : "must be a string") })
-      .trim()
-      .min(1, "must not be empty")
-      .max(MAX_JOB_ID_LENGTH, tooLong(MAX_JOB_ID_LENGTH)),
-  }),
+  details: jobIdDetails,
   async handle({ db, account, config }, { jobid }) {
     const job = await db
       .select()
@@ -28,31 +32,36 @@ export const getSegmentSubscribersAsyncStatus = defineMethod({
       .where(and(eq(exportJobs.id, jobid), eq(exportJobs.accountId, account.id)))
       .get();
     if (!job) throw new ApiError("NOT_FOUND", `details.jobid: no export job ${quote(jobid)} in this account`);
-    const spec = job.spec as ExportSpec;
-    const link = await downloadLinkFor(job, config);
-    return {
-      jobid: job.id,
-      status: job.state,
-      count: job.processedCount,
-      total: job.totalCount,
-      ...progress(job, Date.now()),
-      format: job.format,
-      segmentid: spec.segmentIds.map(String),
-      createdate: job.createdAt,
-      completedate: job.completedAt,
-      bytes: job.state === "complete" ? job.bytesWritten : null,
-      url: link?.url ?? null,
-      expires_at: link ? link.expiresAt.toISOString() : job.linkExpiresAt,
-      ...(job.state === "failed" ? { errormessage: job.errorMessage } : {}),
-      notification: {
-        type: job.notifyType,
-        status: job.notifyState,
-        attempts: job.notifyAttempts,
-        ...(job.notifyError ? { lasterror: job.notifyError } : {}),
-      },
-    };
+    return jobStatus(job, config);
   },
 });
+
+/** What the status call says of a job; the job list says the same of each. */
+export async function jobStatus(job: ExportJob, config: Config) {
+  const spec = job.spec as ExportSpec;
+  const link = await downloadLinkFor(job, config);
+  return {
+    jobid: job.id,
+    status: job.state,
+    count: job.processedCount,
+    total: job.totalCount,
+    ...progress(job, Date.now()),
+    format: job.format,
+    segmentid: spec.segmentIds.map(String),
+    createdate: job.createdAt,
+    completedate: job.completedAt,
+    bytes: job.state === "complete" ? job.bytesWritten : null,
+    url: link?.url ?? null,
+    expires_at: link ? link.expiresAt.toISOString() : job.linkExpiresAt,
+    ...(job.state === "failed" ? { errormessage: job.errorMessage } : {}),
+    notification: {
+      type: job.notifyType,
+      status: job.notifyState,
+      attempts: job.notifyAttempts,
+      ...(job.notifyError ? { lasterror: job.notifyError } : {}),
+    },
+  };
+}
 
 /**
  * How far an export is: `percent` of the total counted at its start (99 at most until it completes, since rows

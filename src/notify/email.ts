@@ -3,18 +3,7 @@ import type { DeliveryResult } from "./result";
 
 /** Asks the mailer worker (MAILER service binding, RPC) to send the email for an export event. */
 export async function sendExportEmail(mailer: Env["MAILER"], to: string, event: ExportEvent): Promise<DeliveryResult> {
-  const email =
-    event.type === "segment_export.completed"
-      ? {
-          kind: "completed" as const,
-          to,
-          jobId: event.data.jobid,
-          count: event.data.count,
-          format: event.data.format,
-          url: event.data.url,
-          expiresAt: event.data.expires_at,
-        }
-      : { kind: "failed" as const, to, jobId: event.data.jobid, reason: event.data.errormessage };
+  const email = emailFor(to, event);
   try {
     const result = await mailer.sendExportEmail(email);
     return result.ok
@@ -22,5 +11,24 @@ export async function sendExportEmail(mailer: Env["MAILER"], to: string, event: 
       : { ok: false, retryable: result.retryable, error: `${result.code}: ${result.message}` };
   } catch (error) {
     return { ok: false, retryable: true, error: `mailer unreachable: ${error instanceof Error ? error.message : String(error)}` };
+  }
+}
+
+function emailFor(to: string, event: ExportEvent) {
+  switch (event.type) {
+    case "segment_export.completed":
+      return {
+        kind: "completed" as const,
+        to,
+        jobId: event.data.jobid,
+        count: event.data.count,
+        format: event.data.format,
+        url: event.data.url,
+        expiresAt: event.data.expires_at,
+      };
+    case "segment_export.canceled":
+      return { kind: "canceled" as const, to, jobId: event.data.jobid, count: event.data.count };
+    case "segment_export.failed":
+      return { kind: "failed" as const, to, jobId: event.data.jobid, reason: event.data.errormessage };
   }
 }

@@ -17,6 +17,18 @@ export type ExportEvent =
       };
     }
   | {
+      type: "segment_export.canceled";
+      timestamp: string;
+      data: {
+        jobid: string;
+        status: "CANCELED";
+        /** Rows written before the export was stopped (the partial file is deleted). */
+        count: number;
+        format: ExportJob["format"];
+        segmentid: string[];
+      };
+    }
+  | {
       type: "segment_export.failed";
       timestamp: string;
       data: {
@@ -28,7 +40,7 @@ export type ExportEvent =
       };
     };
 
-/** The event for a finished job: completed (with its link) or failed. */
+/** The event for a finished job: completed (with its link), canceled, or failed. */
 export function exportEvent(job: ExportJob, link: { url: string; expiresAt: Date } | null): ExportEvent {
   const spec = job.spec as ExportSpec;
   const common = { jobid: job.id, format: job.format, segmentid: spec.segmentIds.map(String) };
@@ -45,6 +57,9 @@ export function exportEvent(job: ExportJob, link: { url: string; expiresAt: Date
         expires_at: link.expiresAt.toISOString(),
       },
     };
+  }
+  if (job.state === "canceled") {
+    return { type: "segment_export.canceled", timestamp, data: { ...common, status: "CANCELED", count: job.processedCount } };
   }
   return {
     type: "segment_export.failed",

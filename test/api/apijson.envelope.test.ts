@@ -91,7 +91,7 @@ describe("POST /apijson.php: method dispatch", () => {
       await callApi(request(account, "seg", "GetSegmentSubscribers")),
       400,
       'Unknown requestmethod "GetSegmentSubscribers" for requesttype Segments. ' +
-        "Known methods: GetSegments, GetSegmentSubscribers, GetSegmentSubscribersAsync, GetSegmentSubscribersAsyncStatus",
+        "Known methods: GetSegments, GetSegmentSubscribers, GetSegmentSubscribersAsync, GetSegmentSubscribersAsyncStatus, GetSegmentSubscribersAsyncJobs, CancelSegmentSubscribersAsync",
     );
     expectError(
       await callApi(request(account, "Authentication", "Login")),
@@ -106,7 +106,7 @@ describe("POST /apijson.php: method dispatch", () => {
       await callApi(request(account, "Segments", name)),
       400,
       `Unknown requestmethod "${name.slice(0, 98)}… for requesttype Segments. ` +
-        "Known methods: GetSegments, GetSegmentSubscribers, GetSegmentSubscribersAsync, GetSegmentSubscribersAsyncStatus",
+        "Known methods: GetSegments, GetSegmentSubscribers, GetSegmentSubscribersAsync, GetSegmentSubscribersAsyncStatus, GetSegmentSubscribersAsyncJobs, CancelSegmentSubscribersAsync",
     );
     expectError(
       await callApi(request(account, `"quoted" ${"T".repeat(91)}`, "x")),

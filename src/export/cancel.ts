@@ -1,0 +1,52 @@
+import { and, eq, inArray, sql } from "drizzle-orm";
+import type { DrizzleD1Database } from "drizzle-orm/d1";
+import { exportCarry, exportJobs, type ExportJob } from "../db/control_schema";
+import type { ExportMessage } from "./message";
+
+export type CancelOutcome = { kind: "canceled"; job: ExportJob } | { kind: "finished"; job: ExportJob } | { kind: "missing" };
+
+/**
+ * Stops a queued or running export of the account. One conditional update ends the job ("canceled"), fences
+ * any slice at work on it (its next write, at most a few seconds away, finds another version and stops) and
+ * moves its drive on (a queued export message is then stale). Then the partial upload is aborted, and the
+ * `segment_export.canceled` notification is queued like any other.
+ */
+export async function cancelExport(env: Env, db: DrizzleD1Database, accountId: number, jobId: string, now: number): Promise<CancelOutcome> {
+  const [job] = await db
+    .update(exportJobs)
+    .set({
+      state: "canceled",
+      version: sql`${exportJobs.version} + 1`,
+      drive: sql`${exportJobs.drive} + 1`,
+      leaseExpiresAt: 0,
+      completedAt: new Date(now).toISOString(),
+      carryBytes: 0,
+      notifyDueAt: now,
+    })
+    .where(and(eq(exportJobs.id, jobId), eq(exportJobs.accountId, accountId), inArray(exportJobs.state, ["queued", "running"])))
+    .returning();
+  if (!job) {
+    const current = await db
+      .select()
+      .from(exportJobs)
+      .where(and(eq(exportJobs.id, jobId), eq(exportJobs.accountId, accountId)))
+      .get();
+    return current ? { kind: "finished", job: current } : { kind: "missing" };
+  }
+  await db.delete(exportCarry).where(eq(exportCarry.jobId, jobId));
+  await discardPartialFile(env, job);
+  await env.EXPORT_QUEUE.send({ kind: "notify", jobId, drive: job.notifyDrive } satisfies ExportMessage);
+  return { kind: "canceled", job };
+}
+
+/** Aborts the job's multipart uploads; best effort, since R2 aborts incomplete uploads after 7 days anyway. */
+async function discardPartialFile(env: Env, job: ExportJob) {
+  for (const uploadId of [job.uploadId, job.abandonedUploadId]) {
+    if (!uploadId) continue;
+    try {
+      await env.EXPORTS.resumeMultipartUpload(job.objectKey, uploadId).abort();
+    } catch {
+      // Already completed or aborted.
+    }
+  }
+}
