@@ -1,4 +1,5 @@
 /** The process tree of the wrangler dev this benchmark starts: finding its workerd processes, their memory, and ending it. */
+import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 
 interface ProcInfo {
@@ -192,4 +193,116 @@ export async function killTreeNow(root: number, waitMs = 10_000): Promise<void> 
   }
   const deadline = Date.now() + waitMs;
   while (Date.now() < deadline && tree.some(isAlive)) await sleep(50);
+}
+
+/** Clock ticks per second of /proc's CPU times. */
+let clockTicks: number | undefined;
+function ticksPerSecond(): number {
+  if (clockTicks === undefined) {
+    const out = spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" });
+    clockTicks = Number(out.stdout?.trim()) || 100;
+  }
+  return clockTicks;
+}
+
+/** CPU ticks (user + system) of every thread of a process, by thread id; empty once it has exited. */
+function threadTicks(pid: number): Map<number, { ticks: number; name: string }> {
+  const threads = new Map<number, { ticks: number; name: string }>();
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return threads;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const close = stat.lastIndexOf(")");
+      const name = stat.slice(stat.indexOf("(") + 1, close);
+      // After "pid (comm) ": state is field 3; utime and stime are fields 14 and 15.
+      const fields = stat.slice(close + 2).split(" ");
+      threads.set(Number(tid), { ticks: Number(fields[11]) + Number(fields[12]), name });
+    } catch {
+      // the thread ended
+    }
+  }
+  return threads;
+}
+
+export interface ThreadReport {
+  wallSeconds: number;
+  /** Every thread of the workerd processes that used CPU, busiest first. */
+  threads: Array<{ pid: number; tid: number; name: string; cpuSeconds: number }>;
+  /** Sampling intervals (of about a second each). */
+  intervals: number;
+  /** Intervals in which the busiest thread ran at least 90 % of the time. */
+  intervalsOneThreadSaturated: number;
+  /** Intervals in which two or more threads each ran at least 50 % of the time. */
+  intervalsTwoThreadsBusy: number;
+}
+
+/**
+ * The CPU time of each thread of the workerd processes under `root`, sampled every `intervalMs` from
+ * /proc/<pid>/task/<tid>/stat: whether the work ran on one thread or on several at once.
+ */
+export class ThreadCpuSampler {
+  private readonly started = performance.now();
+  private last = new Map<string, number>();
+  private totals = new Map<string, { pid: number; tid: number; name: string; ticks: number }>();
+  private lastAt = performance.now();
+  private intervals = 0;
+  private saturated = 0;
+  private twoBusy = 0;
+  private timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly root: number,
+    intervalMs = 1000,
+  ) {
+    this.read(false);
+    this.timer = setInterval(() => this.read(true), intervalMs);
+  }
+
+  private read(count: boolean): void {
+    const now = performance.now();
+    const seconds = (now - this.lastAt) / 1000;
+    this.lastAt = now;
+    const busy: number[] = [];
+    for (const p of descendants(this.root).filter((d) => d.comm === "workerd")) {
+      for (const [tid, t] of threadTicks(p.pid)) {
+        const key = `${p.pid}/${tid}`;
+        const before = this.last.get(key);
+        this.last.set(key, t.ticks);
+        if (before === undefined) {
+          this.totals.set(key, { pid: p.pid, tid, name: t.name, ticks: 0 });
+          continue;
+        }
+        const delta = t.ticks - before;
+        this.totals.get(key)!.ticks += delta;
+        if (count && seconds > 0) busy.push(delta / ticksPerSecond() / seconds);
+      }
+    }
+    // (A last, short interval at stop() would give noisy shares: its ticks count in the totals only.)
+    if (!count || seconds < 0.5) return;
+    busy.sort((a, b) => b - a);
+    this.intervals++;
+    if ((busy[0] ?? 0) >= 0.9) this.saturated++;
+    if ((busy[1] ?? 0) >= 0.5) this.twoBusy++;
+  }
+
+  stop(): ThreadReport {
+    clearInterval(this.timer);
+    this.read(true);
+    const threads = [...this.totals.values()]
+      .filter((t) => t.ticks > 0)
+      .map((t) => ({ pid: t.pid, tid: t.tid, name: t.name, cpuSeconds: t.ticks / ticksPerSecond() }))
+      .sort((a, b) => b.cpuSeconds - a.cpuSeconds);
+    return {
+      wallSeconds: (performance.now() - this.started) / 1000,
+      threads,
+      intervals: this.intervals,
+      intervalsOneThreadSaturated: this.saturated,
+      intervalsTwoThreadsBusy: this.twoBusy,
+    };
+  }
 }

@@ -1,31 +1,31 @@
 /**
  * `npm run bench`: exports N contacts end to end through wrangler dev (request → queue → R2 → webhook),
- * then runs the same query with Debian's sqlite3 on the same D1 file, checks that both hold the same
- * records, and prints time, throughput, output size, peak workerd memory, the API's latency during the
- * export and GetSegments' time for each size. See bench/README.md.
+ * then runs the same query with Debian's sqlite3 on the D1 file of the shard the account is on, checks that
+ * both hold the same records, and prints time, throughput, output size, peak workerd memory, the API's latency
+ * during the export and GetSegments' time for each size. See bench/README.md.
  *
  *   npm run bench                         # N = 100,000 then 1,000,000
  *   npm run bench -- --contacts 20000     # one size (or a comma-separated list)
  *   npm run bench -- --keep               # keep .bench/state-<N> and reuse it next time
  *   npm run bench -- --var EXPORT_PAGE_SIZE:20000   # settings for every worker (through --env-file)
  *   npm run bench -- --contacts 1000000 --kill-after 6   # kill -9 wrangler dev mid-export, restart, sweep
+ *   npm run bench -- --shards 2           # two accounts exported at once, on one shard and on two (shards.ts)
  *
  * Results also go to .bench/results.json (this run) and .bench/results-history.jsonl (one line per size and
  * run). The exit code is non-zero if an export fails or its records differ from sqlite3's.
  */
-import { randomBytes } from "node:crypto";
-import { appendFileSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join, relative } from "node:path";
-import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
-import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { parseArgs } from "node:util";
 import { Webhook } from "standardwebhooks";
 import { baselineSql, readJob, runBaseline } from "./baseline";
+import { api, apiReady, describeProbe, download, fmt, log, makeProbers, met, mib, ms, sessionVars, sleep, withTimeout } from "./common";
 import { ensureDataset, ROOT, type Dataset } from "./dataset";
 import type { DatasetStats } from "./dataset_check";
-import { percentile, Prober, type ProbeStats } from "./probes";
+import type { LayoutCheck } from "./layout";
+import { percentile, type ProbeStats } from "./probes";
+import { runShards } from "./shards";
 import type { RssReport } from "./processes";
 import { sqliteJson, sqlString } from "./sqlite";
 import { compareOutputs, type Comparison } from "./verify";
@@ -53,6 +53,7 @@ const { values: flags } = parseArgs({
     "probe-rate": { type: "string", default: "4" },
     "segments-calls": { type: "string", default: "5" },
     "kill-after": { type: "string" },
+    shards: { type: "string" },
     help: { type: "boolean", default: false },
   },
 });
@@ -61,11 +62,12 @@ if (flags.help) {
   console.log(`usage: npm run bench -- [--contacts N[,N…]] [--keep] [--port 8790] [--webhook-port 8791] [--clock-port 8792]
                           [--var KEY:VALUE …] [--timeout SECONDS] [--progress SECONDS]
                           [--probe-rate PER_SECOND] [--segments-calls N] [--kill-after SECONDS]
-Default sizes: 100000 then 1000000. See bench/README.md.`);
+       npm run bench -- --shards 2 [--contacts N] [--keep] [ports, --var, --timeout, --probe-rate as above]
+Default sizes: 100000 then 1000000 (--shards: 1000000 per account). See bench/README.md.`);
   process.exit(0);
 }
 
-const sizes = (flags.contacts ?? "100000,1000000").split(",").map((s) => {
+const sizes = (flags.contacts ?? (flags.shards !== undefined ? "1000000" : "100000,1000000")).split(",").map((s) => {
   const n = Number(s.replaceAll("_", "").trim());
   if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--contacts: "${s}" is not a positive whole number`);
   return n;
@@ -86,6 +88,11 @@ const userVars = flags.var.map((v) => {
   if (!m) throw new Error(`--var "${v}": expected KEY:VALUE`);
   return [m[1]!, m[2]!] as const;
 });
+
+if (flags.shards !== undefined) {
+  if (killAfterSeconds !== undefined) throw new Error("--shards and --kill-after do not go together");
+  if (sizes.length !== 1) throw new Error("--shards: one --contacts size (contacts per account)");
+}
 
 /** Targets of the issues the benchmark checks. */
 const TARGETS = {
@@ -113,14 +120,6 @@ const SESSION_DIR = join(BENCH_DIR, "session");
 const REGISTRY_DIR = join(BENCH_DIR, "dev-registry");
 const CLOCK_STATE_DIR = join(BENCH_DIR, "clock-state");
 const HISTORY_FILE = join(BENCH_DIR, "results-history.jsonl");
-
-const fmt = (n: number, digits = 0) => n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
-const mib = (bytes: number) => `${fmt(bytes / 1024 / 1024, 1)} MiB`;
-const ms = (v: number | null | undefined) => (v === null || v === undefined ? "-" : `${fmt(v, v < 10 ? 1 : 0)} ms`);
-const met = (ok: boolean) => (ok ? "met" : "NOT met");
-const stamp = () => new Date().toISOString().slice(11, 19);
-const log = (line: string) => console.log(`[${stamp()}] ${line}`);
-const sleep = (msec: number) => new Promise((resolve) => setTimeout(resolve, msec));
 
 interface GetSegmentsReport {
   sweep: { status: number; ms: number; body: string };
@@ -157,7 +156,7 @@ interface Result {
   n: number;
   ok: boolean;
   error?: string;
-  dataset: { reused: boolean; buildSeconds: number; stats?: DatasetStats };
+  dataset: { reused: boolean; buildSeconds: number; stats?: DatasetStats; shard?: string; layoutChecks?: LayoutCheck[] };
   vars: Record<string, string>;
   export?: {
     jobId: string;
@@ -194,32 +193,6 @@ interface Result {
   logErrors: string[];
 }
 
-async function api(baseUrl: string, dataset: Dataset, requesttype: string, requestmethod: string, details?: unknown, signal?: AbortSignal) {
-  const res = await fetch(`${baseUrl}/apijson.php`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ username: dataset.username, usertoken: dataset.usertoken, requesttype, requestmethod, details }),
-    signal,
-  });
-  const text = await res.text();
-  let body: { response: { status: string; data?: any; errormessage?: string } };
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw new Error(`${requesttype}/${requestmethod} answered ${res.status} with no JSON: ${text.slice(0, 300)}`);
-  }
-  return { status: res.status, response: body.response };
-}
-
-/** Resolves with the first value of `promise`, or rejects after ms. */
-function withTimeout<T>(promise: Promise<T>, msec: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: nothing after ${msec / 1000} s`)), msec))),
-  ]);
-}
-
 // wrangler dev runs in its own process group, so Ctrl-C does not reach it: end it here.
 let interrupted = false;
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -230,56 +203,10 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
-/** The settings every worker gets, through --env-file (in a multi-config session --var reaches only the first). */
-function sessionVars(): Record<string, string> {
-  return {
-    DOWNLOAD_SIGNING_SECRET: `bench-${randomBytes(24).toString("hex")}`,
-    // The webhook receiver is http://127.0.0.1:<webhook-port>: http, a loopback address, any port, and no
-    // DNS-over-HTTPS check (offline). Production leaves all three off.
-    ALLOW_HTTP_WEBHOOKS: "true",
-    ALLOW_PRIVATE_WEBHOOKS: "true",
-    WEBHOOK_DNS_CHECK: "false",
-    PUBLIC_BASE_URL: `http://127.0.0.1:${port}`,
-    ...Object.fromEntries(userVars),
-  };
-}
-
-/** The two latency probes: an authenticated APITest, and a path no route serves (404). */
-function makeProbers(baseUrl: () => string, dataset: Dataset): Prober[] {
-  if (probeRate === 0) return [];
-  return [
-    new Prober({
-      name: "APITest",
-      send: (signal) =>
-        fetch(`${baseUrl()}/apijson.php`, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({ username: dataset.username, usertoken: dataset.usertoken, requesttype: "Authentication", requestmethod: "APITest" }),
-          signal,
-        }),
-      accept: (status, body) => status === 200 && /"status"\s*:\s*"SUCCESS"/.test(body),
-    }, probeRate),
-    new Prober({
-      name: "unknown path",
-      send: (signal) => fetch(`${baseUrl()}/no-such-path`, { signal }),
-      accept: (status) => status === 404,
-    }, probeRate),
-  ];
-}
-
-function describeProbe(p: ProbeStats): string {
-  const f = p.failures;
-  const failures = f.total
-    ? `${f.total} failed (${[f.wrongStatus && `${f.wrongStatus} wrong status`, f.status5xx && `${f.status5xx} 5xx`, f.timeouts && `${f.timeouts} timeouts`, f.errors && `${f.errors} errors`].filter(Boolean).join(", ")}; statuses ${JSON.stringify(p.statuses)})`
-    : "0 failed";
-  const extra = [p.skipped && `${p.skipped} sends skipped at the in-flight cap`, p.abandoned && `${p.abandoned} cut off by the kill`].filter(Boolean);
-  return `p50 ${ms(p.p50Ms)}, p99 ${ms(p.p99Ms)}, max ${ms(p.maxMs)}; ${fmt(p.calls)} calls in ${fmt(p.seconds, 1)} s, ${failures}${extra.length ? `; ${extra.join("; ")}` : ""}`;
-}
-
-/** Reads the job's row straight from the D1 file (every column, so that new ones show up too). */
-function jobRow(dbFile: string, jobId: string): Record<string, unknown> | undefined {
+/** Reads the job's row straight from the control database's file (every column, so that new ones show up too). */
+function jobRow(controlFile: string, jobId: string): Record<string, unknown> | undefined {
   try {
-    const [row] = sqliteJson<Record<string, unknown>>(dbFile, `SELECT * FROM export_jobs WHERE id = ${sqlString(jobId)};`);
+    const [row] = sqliteJson<Record<string, unknown>>(controlFile, `SELECT * FROM export_jobs WHERE id = ${sqlString(jobId)};`);
     if (row) {
       delete row.spec;
       delete row.parts;
@@ -362,22 +289,8 @@ async function exportThroughWrangler(dataset: Dataset, result: Result, outFile: 
   await receiver.listen();
   let dev: DevServer | undefined;
   let clock: DevServer | undefined;
-  // Ready once APITest answers 200 through the gateway; an API that keeps answering 5xx will not get better.
-  const makeReady = () => {
-    let failing = 0;
-    return async (baseUrl: string): Promise<boolean | string> => {
-      const res = await fetch(`${baseUrl}/apijson.php`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ username: dataset.username, usertoken: dataset.usertoken, requesttype: "Authentication", requestmethod: "APITest" }),
-      });
-      const body = await res.text();
-      if (res.status === 200) return true;
-      if (res.status >= 500 && ++failing >= 10) return `Authentication/APITest answered ${res.status} ten times in a row: ${body.slice(0, 300)}`;
-      return false;
-    };
-  };
-  const probers = makeProbers(() => dev!.baseUrl, dataset);
+  const makeReady = () => apiReady(dataset);
+  const probers = makeProbers(() => dev!.baseUrl, dataset, probeRate);
   let ticker: NodeJS.Timeout | undefined;
   try {
     log(`starting wrangler dev on port ${port} (API, export and mailer workers; configs and settings in ${relative(ROOT, SESSION_DIR)}/; log: ${relative(ROOT, result.wranglerLog)})`);
@@ -459,7 +372,7 @@ async function exportThroughWrangler(dataset: Dataset, result: Result, outFile: 
           result.api.during = await Promise.all(probers.map((p) => p.abandon()));
           const killedAt = performance.now();
           await dev.crash();
-          kill.jobAtKill = jobRow(dataset.dbFile, jobId);
+          kill.jobAtKill = jobRow(dataset.controlFile, jobId);
           const lease = Number(kill.jobAtKill?.lease_expires_at ?? 0);
           log(
             `kill -9 of the wrangler dev tree after ${fmt((killedAt - started) / 1000, 1)} s; the job then: ` +
@@ -480,7 +393,7 @@ async function exportThroughWrangler(dataset: Dataset, result: Result, outFile: 
             sweepOnce(clock!.baseUrl)
               .then((r) => {
                 kill.sweeps.push({ atSeconds: at, status: r.status, body: r.body });
-                log(`  sweep at +${fmt(at)} s: ${r.status} ${r.body.slice(0, 160)}; job: ${JSON.stringify(pick(jobRow(dataset.dbFile, jobId), ["state", "processed_count", "slices", "redrives", "drive"]))}`);
+                log(`  sweep at +${fmt(at)} s: ${r.status} ${r.body.slice(0, 160)}; job: ${JSON.stringify(pick(jobRow(dataset.controlFile, jobId), ["state", "processed_count", "slices", "redrives", "drive"]))}`);
               })
               .catch((e) => kill.sweeps.push({ atSeconds: at, status: String(e), body: "" }));
           };
@@ -519,15 +432,7 @@ async function exportThroughWrangler(dataset: Dataset, result: Result, outFile: 
     }
     log(`webhook ${event.type} (signature verified) after ${fmt(wallSeconds, 2)} s: count ${fmt(event.data.count)}`);
 
-    const downloadStarted = performance.now();
-    // identity: workerd would otherwise gzip the JSON on the fly (and drop Content-Length); we want the stored bytes.
-    const res = await fetch(event.data.url, { headers: { "accept-encoding": "identity" } });
-    if (res.status !== 200 || !res.body) throw new Error(`the download link answered ${res.status}: ${await res.text()}`);
-    await pipeline(Readable.fromWeb(res.body as WebReadableStream<Uint8Array>), createWriteStream(outFile));
-    const downloadSeconds = (performance.now() - downloadStarted) / 1000;
-    const outputBytes = statSync(outFile).size;
-    const contentLength = Number(res.headers.get("content-length"));
-    if (contentLength !== outputBytes) throw new Error(`downloaded ${outputBytes} bytes, Content-Length said ${contentLength}`);
+    const { bytes: outputBytes, seconds: downloadSeconds } = await download(event.data.url, outFile);
     log(`downloaded ${mib(outputBytes)} in ${fmt(downloadSeconds, 2)} s`);
 
     const withDownload = dev.memory.stop();
@@ -618,7 +523,7 @@ async function benchOne(n: number): Promise<Result> {
     n,
     ok: false,
     dataset: { reused: false, buildSeconds: 0 },
-    vars: sessionVars(),
+    vars: sessionVars(port, userVars),
     wranglerLog: join(BENCH_DIR, `wrangler-${n}.log`),
     logErrors: [],
   };
@@ -627,7 +532,7 @@ async function benchOne(n: number): Promise<Result> {
   let dataset: Dataset | undefined;
   try {
     dataset = await ensureDataset(n, { reuse: flags.keep, log });
-    result.dataset = { reused: dataset.reused, buildSeconds: dataset.buildSeconds, stats: dataset.stats };
+    result.dataset = { reused: dataset.reused, buildSeconds: dataset.buildSeconds, stats: dataset.stats, shard: dataset.shard, layoutChecks: dataset.layoutChecks };
     try {
       await exportThroughWrangler(dataset, result, exportFile);
     } finally {
@@ -635,11 +540,12 @@ async function benchOne(n: number): Promise<Result> {
       result.logErrors.push(...logErrors(clockLog(result)).map((l) => `(dev clock) ${l}`));
       if (result.kill?.restartLog) result.logErrors.push(...logErrors(result.kill.restartLog).map((l) => `(after the restart) ${l}`));
     }
-    const job = readJob(dataset.dbFile, result.export!.jobId);
+    const job = readJob(dataset.controlFile, result.export!.jobId);
     result.export!.slices = job.slices;
+    if (job.shard !== dataset.shard) throw new Error(`job ${job.id} read ${job.shard}, but the account's directory entry says ${dataset.shard}`);
 
     log("running the same query with sqlite3");
-    const baseline = await runBaseline(dataset.dbFile, baselineSql(dataset.dbFile, job), join(outDir, "sqlite3.sql"), baselineFile);
+    const baseline = await runBaseline(dataset.shardFile, baselineSql(dataset.shardFile, job), join(outDir, "sqlite3.sql"), baselineFile);
     result.sqlite3 = { seconds: baseline.seconds, outputBytes: baseline.outputBytes, rowsPerSecond: 0 };
     log(`sqlite3 wrote ${mib(baseline.outputBytes)} in ${fmt(baseline.seconds, 2)} s`);
 
@@ -672,6 +578,12 @@ function printResult(r: Result) {
       "dataset (sqlite3)",
       `segments ${stats.segments.map((s) => `${s.id}: ${fmt(s.contacts)}`).join(", ")}; overlaps ${stats.overlaps.map((o) => `${o.a}&${o.b}: ${fmt(o.contacts)}`).join(", ")}; ` +
         `union ${fmt(stats.union)} (${fmt((100 * stats.union) / stats.contacts, 1)} %); subscribed ${stats.minSubscribeDate.slice(0, 10)} .. ${stats.maxSubscribeDate.slice(0, 10)}`,
+    ]);
+  }
+  if (r.dataset.layoutChecks) {
+    lines.push([
+      "layout (sqlite3)",
+      `account on ${r.dataset.shard}, accounts and jobs in the control database (DB); ${r.dataset.layoutChecks.filter((c) => c.ok).length}/${r.dataset.layoutChecks.length} checks hold (directory, rows only on ${r.dataset.shard}, id_sequences)`,
     ]);
   }
   if (r.export) {
@@ -768,6 +680,8 @@ function apiTargets(r: Result): Array<{ what: string; ok: boolean }> {
 
 interface HistoryLine {
   startedAt: string;
+  /** Set on the lines of `--shards` runs (shards-one, shards-two), which are not single-account runs. */
+  mode?: string;
   n: number;
   ok: boolean;
   vars: Record<string, string>;
@@ -785,7 +699,8 @@ function readHistory(): HistoryLine[] {
     .filter((l) => l.trim())
     .flatMap((l) => {
       try {
-        return [JSON.parse(l) as HistoryLine];
+        const line = JSON.parse(l) as HistoryLine;
+        return line.mode ? [] : [line];
       } catch {
         return [];
       }
@@ -879,6 +794,24 @@ function printSummary(results: Result[], history: HistoryLine[]) {
     else if (!k.checks.length) console.log(`kill test at ${fmt(r.n)}: FAILED before its checks: ${r.error ?? "see above"}`);
     else console.log(`kill test at ${fmt(r.n)}: ${k.checks.map((c) => `${c.what}: ${met(c.ok)}`).join("; ")}`);
   }
+}
+
+if (flags.shards !== undefined) {
+  const code = await runShards({
+    accounts: Number(flags.shards),
+    n: sizes[0]!,
+    keep: flags.keep,
+    port,
+    webhookPort,
+    timeoutMs,
+    probeRate,
+    userVars,
+    benchDir: BENCH_DIR,
+    sessionDir: SESSION_DIR,
+    registryDir: REGISTRY_DIR,
+    historyFile: HISTORY_FILE,
+  });
+  process.exit(interrupted ? 130 : code);
 }
 
 const results: Result[] = [];
