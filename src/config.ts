@@ -47,6 +47,10 @@ const configSchema = z.object({
   PUBLIC_BASE_URL: z.url(),
   DOWNLOAD_SIGNING_SECRET: z.string().min(16, "DOWNLOAD_SIGNING_SECRET must be set (at least 16 characters)"),
   DOWNLOAD_LINK_TTL_SECONDS: z.coerce.number().int().positive().default(7 * 24 * 3600),
+  // How long an export's file is kept after it completes. Links never outlive it; the status call signs a
+  // fresh link on every call until then. The sweeper deletes the file afterwards (and an R2 lifecycle rule
+  // should, in production).
+  EXPORT_RETENTION_DAYS: z.coerce.number().int().min(1).max(365).default(7),
   // Local development only: webhook targets may use http (scheme only; see ALLOW_PRIVATE_WEBHOOKS).
   ALLOW_HTTP_WEBHOOKS: flag,
   // Local development only: webhook targets may be loopback, private or other special-use addresses and names.

@@ -9,10 +9,11 @@ import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "driz
 export const EXPORT_FORMATS = ["json", "csv", "ndjson"] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
-export const JOB_STATES = ["queued", "running", "complete", "failed", "canceled"] as const;
+/** "expired": it was complete, and its file was deleted at the end of its retention. */
+export const JOB_STATES = ["queued", "running", "complete", "failed", "canceled", "expired"] as const;
 export type JobState = (typeof JOB_STATES)[number];
 /** The states a job ends in; its notification is due once it is in one. */
-export const FINISHED_JOB_STATES = ["complete", "failed", "canceled"] as const satisfies readonly JobState[];
+export const FINISHED_JOB_STATES = ["complete", "failed", "canceled", "expired"] as const satisfies readonly JobState[];
 
 export const NOTIFY_TYPES = ["email", "webhook"] as const;
 export type NotifyType = (typeof NOTIFY_TYPES)[number];
@@ -162,12 +163,15 @@ export const exportJobs = sqliteTable(
     startedAt: text("started_at"),
     completedAt: text("completed_at"),
     linkExpiresAt: text("link_expires_at"),
+    /** ms since the epoch: the file is kept until then (EXPORT_RETENTION_DAYS after completion), then deleted. */
+    retainedUntil: integer("retained_until"),
   },
   (t) => [
     index("export_jobs_account_idx").on(t.accountId, t.createdAt),
     index("export_jobs_account_state_idx").on(t.accountId, t.state, t.requestHash),
     index("export_jobs_sweep_idx").on(t.state, t.dueAt),
     index("export_jobs_notify_sweep_idx").on(t.notifyState, t.notifyDueAt),
+    index("export_jobs_retention_idx").on(t.state, t.retainedUntil),
   ],
 );
 

@@ -1,11 +1,12 @@
 import { Hono } from "hono";
-import { and, eq } from "drizzle-orm";
+import { eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import type { HonoEnv } from "../api/app";
 import { ApiError } from "../api/errors";
 import { loadConfig } from "../config";
 import { exportJobs } from "../db/control_schema";
 import { exportFileName, CONTENT_TYPES } from "../export/files";
+import { retentionEnd } from "../export/link";
 import { answerRange, notModified } from "./range";
 import { acceptedSigningKeys, verifyDownloadLink } from "./signed_url";
 
@@ -24,11 +25,20 @@ downloadRoute.on(["GET", "HEAD"], "/exports/:jobid", async (c) => {
   if (!check.ok) throw new ApiError("FORBIDDEN", check.reason);
 
   const job = await drizzle(c.env.DB)
-    .select({ objectKey: exportJobs.objectKey, format: exportJobs.format })
+    .select({
+      objectKey: exportJobs.objectKey,
+      format: exportJobs.format,
+      state: exportJobs.state,
+      retainedUntil: exportJobs.retainedUntil,
+      completedAt: exportJobs.completedAt,
+    })
     .from(exportJobs)
-    .where(and(eq(exportJobs.id, jobId), eq(exportJobs.state, "complete")))
+    .where(eq(exportJobs.id, jobId))
     .get();
-  if (!job) throw new ApiError("NOT_FOUND", `Export ${jobId} has no file`);
+  if (job?.state === "expired" || (job?.state === "complete" && retentionEnd(job, config) <= Date.now())) {
+    throw new ApiError("GONE", `The file of export ${jobId} was deleted at the end of its retention (${config.EXPORT_RETENTION_DAYS} days)`);
+  }
+  if (job?.state !== "complete") throw new ApiError("NOT_FOUND", `Export ${jobId} has no file`);
 
   const stored = await c.env.EXPORTS.head(job.objectKey);
   if (!stored) throw new ApiError("NOT_FOUND", `The file of export ${jobId} is no longer stored`);

@@ -188,7 +188,7 @@ export async function completeJob(
   db: DrizzleD1Database,
   jobId: string,
   leasedVersion: number,
-  result: { processedCount: number; bytesWritten: number; completedAt: Date; linkExpiresAt: Date },
+  result: { processedCount: number; bytesWritten: number; completedAt: Date; linkExpiresAt: Date; retainedUntil: Date },
 ): Promise<ExportJob> {
   const [job] = await db
     .update(exportJobs)
@@ -199,6 +199,7 @@ export async function completeJob(
       bytesWritten: result.bytesWritten,
       completedAt: result.completedAt.toISOString(),
       linkExpiresAt: result.linkExpiresAt.toISOString(),
+      retainedUntil: result.retainedUntil.getTime(),
       version: leasedVersion + 1,
       leaseExpiresAt: 0,
       carryBytes: 0,

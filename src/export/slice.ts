@@ -7,6 +7,7 @@ import { openShard, readSession } from "../shards/directory";
 import { assertLeaseHeld, claimJob, completeJob, LeaseLostError, loadCarry, releaseLease, saveCheckpoint } from "./checkpoint";
 import { encoderFor } from "./encode";
 import { CONTENT_TYPES, exportFileName } from "./files";
+import { linkExpiry } from "./link";
 import { countQuery, loadCustomFieldTypes, matchPredicate, pageQuery } from "./query";
 import { R2PartWriter } from "./r2_writer";
 import type { ExportSpec } from "./spec";
@@ -115,12 +116,13 @@ async function exportFromCheckpoint(
     }
     await fault("after-complete");
     const completedAt = new Date(deps.now());
+    const retainedUntil = new Date(completedAt.getTime() + config.EXPORT_RETENTION_DAYS * 86_400_000);
     const done = await completeJob(db, job.id, lease.version, {
       processedCount,
       bytesWritten,
       completedAt,
-      // Whole seconds: the signed link carries its expiry in seconds.
-      linkExpiresAt: new Date(Math.floor(completedAt.getTime() / 1000 + config.DOWNLOAD_LINK_TTL_SECONDS) * 1000),
+      linkExpiresAt: linkExpiry(completedAt.getTime(), retainedUntil.getTime(), config),
+      retainedUntil,
     });
     return { kind: "complete", job: done } as const;
   };

@@ -163,6 +163,31 @@ async function refreshCountsOnEveryShard(deps: SweepDeps) {
   return Object.fromEntries(results);
 }
 
+/**
+ * Deletes the files of complete exports past their retention (EXPORT_RETENTION_DAYS) and marks the jobs
+ * "expired", which the status call then says. Production also has an R2 lifecycle rule on the prefix; this
+ * makes local runs, and a bucket without the rule, keep the same promise. Returns how many files went.
+ */
+export async function deleteExpiredFiles(deps: SweepDeps): Promise<number> {
+  const now = deps.now();
+  const retentionMs = deps.config.EXPORT_RETENTION_DAYS * 86_400_000;
+  // Jobs completed before retention was recorded keep theirs from their completion.
+  const retainedUntil = sql`coalesce(${exportJobs.retainedUntil}, unixepoch(${exportJobs.completedAt}) * 1000 + ${retentionMs})`;
+  const due = await deps.db
+    .select({ id: exportJobs.id, objectKey: exportJobs.objectKey })
+    .from(exportJobs)
+    .where(and(eq(exportJobs.state, "complete"), sql`${retainedUntil} <= ${now}`))
+    .limit(SWEEP_BATCH);
+  for (const job of due) {
+    await deps.env.EXPORTS.delete(job.objectKey);
+    await deps.db
+      .update(exportJobs)
+      .set({ state: "expired" })
+      .where(and(eq(exportJobs.id, job.id), eq(exportJobs.state, "complete")));
+  }
+  return due.length;
+}
+
 /** How long one cron run may spend refreshing segment counts (on each shard). */
 const SEGMENT_COUNT_BUDGET_MS = 20_000;
 
@@ -175,6 +200,7 @@ export async function sweep(deps: SweepDeps) {
     stranded: () => sweepStrandedJobs(deps),
     expiredIdempotencyKeys: () => deleteExpiredIdempotencyKeys(deps.db, deps.now()),
     accountMoves: () => redriveMoves(deps),
+    expiredFiles: () => deleteExpiredFiles(deps),
     segmentCounts: () => refreshCountsOnEveryShard(deps),
   };
   const report: Record<string, unknown> = {};

@@ -5,7 +5,7 @@ import { ApiError } from "../api/errors";
 import { defineMethod } from "../api/method";
 import { exportJobs, type ExportJob } from "../db/control_schema";
 import type { Config } from "../config";
-import { downloadLinkFor } from "../export/link";
+import { freshDownloadLink, retentionEnd } from "../export/link";
 import type { ExportSpec } from "../export/spec";
 
 export const MAX_JOB_ID_LENGTH = 100;
@@ -39,7 +39,7 @@ export const getSegmentSubscribersAsyncStatus = defineMethod({
 /** What the status call says of a job; the job list says the same of each. */
 export async function jobStatus(job: ExportJob, config: Config) {
   const spec = job.spec as ExportSpec;
-  const link = await downloadLinkFor(job, config);
+  const link = await freshDownloadLink(job, config);
   return {
     jobid: job.id,
     status: job.state,
@@ -52,7 +52,9 @@ export async function jobStatus(job: ExportJob, config: Config) {
     completedate: job.completedAt,
     bytes: job.state === "complete" ? job.bytesWritten : null,
     url: link?.url ?? null,
-    expires_at: link ? link.expiresAt.toISOString() : job.linkExpiresAt,
+    // The link's expiry; the file's own is retained_until (then the job is "expired" and has no link).
+    expires_at: link ? link.expiresAt.toISOString() : null,
+    retained_until: job.state === "complete" || job.state === "expired" ? new Date(retentionEnd(job, config)).toISOString() : null,
     ...(job.state === "failed" ? { errormessage: job.errorMessage } : {}),
     notification: {
       type: job.notifyType,

@@ -2,7 +2,7 @@ import { and, eq, sql } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
 import type { Config } from "../config";
 import { accounts, exportJobs, type ExportJob } from "../db/control_schema";
-import { downloadLinkFor } from "../export/link";
+import { notifiedDownloadLink } from "../export/link";
 import { sendExportEmail } from "./email";
 import { exportEvent } from "./event";
 import { notifyRetryDelay } from "./backoff";
@@ -34,7 +34,7 @@ export const webhookMessageId = (jobId: string) => `msg_${jobId}`;
 
 async function attempt(deps: NotifyDeps, job: ExportJob): Promise<DeliveryResult> {
   const now = new Date(deps.now());
-  const link = await downloadLinkFor(job, deps.config, now);
+  const link = await notifiedDownloadLink(job, deps.config, now);
   // Retries never outlive a 7-day link, but a shorter DOWNLOAD_LINK_TTL_SECONDS could: then there is
   // nothing left to announce, and the event must not change type under the same webhook-id.
   if (job.state === "complete" && !link) {

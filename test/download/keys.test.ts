@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config";
 import { acceptedSigningKeys, currentSigningKey, verifyDownloadLink } from "../../src/download/signed_url";
-import { downloadLinkFor } from "../../src/export/link";
+import { notifiedDownloadLink } from "../../src/export/link";
 
 const SECRET = "a-download-signing-secret";
 /** A fresh object each time: loadConfig caches per env object. */
@@ -76,13 +76,13 @@ describe("DOWNLOAD_PREVIOUS_SIGNING_KEYS", () => {
 });
 
 describe("verifying with previous keys (unit)", () => {
-  const job = { id: "job-1", state: "complete" as const, linkExpiresAt: "2030-01-01T00:00:00.000Z" };
+  const job = { id: "job-1", state: "complete" as const, linkExpiresAt: "2030-01-01T00:00:00.000Z", retainedUntil: null, completedAt: null };
   const now = new Date("2029-12-01T00:00:00Z");
   const search = (url: string) => new URL(url).search;
 
   it("verifies a link signed before a rotation with the keys after it, and not once the old key is gone", async () => {
     const before = loadConfig(envWith({}));
-    const link = (await downloadLinkFor(job, before, now))!;
+    const link = (await notifiedDownloadLink(job, before, now))!;
     const rotated = loadConfig(
       envWith({ DOWNLOAD_SIGNING_KEY_ID: "k2", DOWNLOAD_SIGNING_SECRET: "the-next-signing-secret", DOWNLOAD_PREVIOUS_SIGNING_KEYS: `k1:${SECRET}` }),
     );
@@ -95,13 +95,19 @@ describe("verifying with previous keys (unit)", () => {
   });
 });
 
-describe("downloadLinkFor: one URL per job and key", () => {
-  const job = { id: "6f1c0000-0000-4000-8000-000000000001", state: "complete" as const, linkExpiresAt: "2030-01-01T00:00:02.000Z" };
+describe("notifiedDownloadLink: one URL per job and key, for every notification attempt", () => {
+  const job = {
+    id: "6f1c0000-0000-4000-8000-000000000001",
+    state: "complete" as const,
+    linkExpiresAt: "2030-01-01T00:00:02.000Z",
+    retainedUntil: null,
+    completedAt: null,
+  };
   const config = loadConfig(envWith({}));
 
-  it("gives the same URL whenever it is asked (status call, notification, retry)", async () => {
-    const first = await downloadLinkFor(job, config, new Date("2029-12-25T00:00:00Z"));
-    const later = await downloadLinkFor(job, config, new Date("2029-12-31T23:59:59Z"));
+  it("gives the same URL whenever it is asked (each notification attempt)", async () => {
+    const first = await notifiedDownloadLink(job, config, new Date("2029-12-25T00:00:00Z"));
+    const later = await notifiedDownloadLink(job, config, new Date("2029-12-31T23:59:59Z"));
     expect(later).toEqual(first);
     expect(first).toEqual({
       url: expect.stringMatching(new RegExp(`^https://exports\\.test/exports/${job.id}\\?expires=1893456002&kid=k1&signature=[0-9a-f]{64}$`)),
@@ -111,15 +117,15 @@ describe("downloadLinkFor: one URL per job and key", () => {
 
   it("signs with the current key: after a rotation the same job gets a new-key URL with the same expiry", async () => {
     const rotated = loadConfig(envWith({ DOWNLOAD_SIGNING_KEY_ID: "k2", DOWNLOAD_SIGNING_SECRET: "the-next-signing-secret" }));
-    const before = (await downloadLinkFor(job, config, new Date("2029-12-25T00:00:00Z")))!;
-    const after = (await downloadLinkFor(job, rotated, new Date("2029-12-25T00:00:00Z")))!;
+    const before = (await notifiedDownloadLink(job, config, new Date("2029-12-25T00:00:00Z")))!;
+    const after = (await notifiedDownloadLink(job, rotated, new Date("2029-12-25T00:00:00Z")))!;
     expect(new URL(after.url).searchParams.get("kid")).toBe("k2");
     expect(new URL(after.url).searchParams.get("expires")).toBe(new URL(before.url).searchParams.get("expires"));
     expect(after.url).not.toBe(before.url);
   });
 
   it("gives no link for an unfinished job or past the expiry", async () => {
-    expect(await downloadLinkFor({ ...job, state: "running" }, config)).toBeNull();
-    expect(await downloadLinkFor(job, config, new Date("2030-01-01T00:00:02.000Z"))).toBeNull();
+    expect(await notifiedDownloadLink({ ...job, state: "running" }, config)).toBeNull();
+    expect(await notifiedDownloadLink(job, config, new Date("2030-01-01T00:00:02.000Z"))).toBeNull();
   });
 });
