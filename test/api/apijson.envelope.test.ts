@@ -88,9 +88,9 @@ describe("POST /apijson.php: method dispatch", () => {
 
   it("rejects an unknown requestmethod with 400 naming it and listing the methods of the type", async () => {
     expectError(
-      await callApi(request(account, "seg", "GetSegmentSubscribers")),
+      await callApi(request(account, "seg", "GetSegmentMembers")),
       400,
-      'Unknown requestmethod "GetSegmentSubscribers" for requesttype Segments. ' +
+      'Unknown requestmethod "GetSegmentMembers" for requesttype Segments. ' +
         "Known methods: GetSegments, GetSegmentSubscribers, GetSegmentSubscribersAsync, GetSegmentSubscribersAsyncStatus, GetSegmentSubscribersAsyncJobs, CancelSegmentSubscribersAsync",
     );
     expectError(

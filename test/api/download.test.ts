@@ -326,7 +326,11 @@ describe("GET /exports/<jobid>: validly signed links without a file", () => {
   });
 
   it("answers 404 when the job is complete but its file is gone", async () => {
-    const jobid = await insertJob(s.account.id, { state: "complete", linkExpiresAt: new Date(Date.now() + 3_600_000).toISOString() });
+    const jobid = await insertJob(s.account.id, {
+      state: "complete",
+      linkExpiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+      retainedUntil: Date.now() + 3_600_000,
+    });
     const res = await get(await signedFor(jobid));
     expect(res.status).toBe(404);
     expect(await res.json()).toEqual({

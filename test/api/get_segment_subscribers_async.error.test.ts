@@ -146,8 +146,8 @@ describe("GetSegmentSubscribersAsync refuses, writing no job: options", () => {
     );
   });
 
-  it.each(["xml", "ndjson", ""])("with format %j", async (format) => {
-    await expectRefused(valid({ format }), 400, "details.format: must be one of json, csv");
+  it.each(["xml", "jsonl", ""])("with format %j", async (format) => {
+    await expectRefused(valid({ format }), 400, "details.format: must be one of json, csv, ndjson");
   });
 });
 
@@ -245,7 +245,7 @@ describe("GetSegmentSubscribersAsync refuses, writing no job: notify", () => {
 
 describe("GetSegmentSubscribersAsync: a refused request leaves the account able to export", () => {
   it("accepts the corrected request after refusals", async () => {
-    await expectRefused(valid({ format: "xml" }), 400, "details.format: must be one of json, csv");
+    await expectRefused(valid({ format: "xml" }), 400, "details.format: must be one of json, csv, ndjson");
     const before = await exportJobCount(s.account.id);
     const res = await callApi(request(s.account, "Segments", "GetSegmentSubscribersAsync", valid({})));
     expect(await exportJobCount(s.account.id)).toBe(before + 1);

@@ -33,6 +33,8 @@ export interface JobStatus {
   status: string;
   count: number;
   total: number | null;
+  percent: number;
+  eta_seconds: number | null;
   format: string;
   segmentid: string[];
   createdate: string;
@@ -40,6 +42,7 @@ export interface JobStatus {
   bytes: number | null;
   url: string | null;
   expires_at: string | null;
+  retained_until: string | null;
   errormessage?: string | null;
   notification: { type: string; status: string; attempts: number; lasterror?: string };
 }
