@@ -11,6 +11,8 @@ import { errorBody, MAX_ERROR_MESSAGE_LENGTH, parseOrThrow, requestEnvelope, suc
 import { describeForLog, DomainError } from "../errors";
 import { ApiError } from "./errors";
 import { enforceRateLimit } from "./rate_limit";
+import { DOCS_PAGE } from "./docs_page";
+import { openApiDocument } from "./openapi";
 import { shardOfAccount, type Shard } from "../shards/directory";
 
 export type HonoEnv = { Bindings: Env };
@@ -63,6 +65,10 @@ export function createApp() {
   });
 
   app.route("/", downloadRoute);
+
+  // The API reference: the OpenAPI 3.1 document made from the methods' schemas, and a page that renders it.
+  app.get("/openapi.json", (c) => c.json(openApiDocument(METHODS, loadConfig(c.env).PUBLIC_BASE_URL)));
+  app.get("/docs", (c) => c.html(DOCS_PAGE));
 
   app.notFound((c) => c.json(errorBody("Not found: the API is at POST /apijson.php"), 404));
 

@@ -18,7 +18,11 @@ export interface MethodContext {
 export interface ApiMethod<S extends z.ZodType = z.ZodType> {
   requesttype: string;
   requestmethod: string;
+  /** One line for the API reference (GET /docs, /openapi.json). */
+  summary: string;
   details: S;
+  /** Example details for the API reference; the tests check that the schema accepts it. */
+  example: z.input<S>;
   handle(context: MethodContext, details: z.output<S>): Promise<unknown>;
 }
 

@@ -5,7 +5,9 @@ import { defineMethod } from "../api/method";
 export const apiTest = defineMethod({
   requesttype: "Authentication",
   requestmethod: "APITest",
+  summary: "Checks the credentials: succeeds with the account's username when they are valid.",
   details: z.unknown(),
+  example: {},
   async handle({ account }) {
     return { authenticated: true, username: account.username };
   },

@@ -39,6 +39,8 @@ const segmentId = z.union([z.string(), z.number()], { error: (issue) => `${quote
 export const caseInsensitiveEnum = <T extends readonly [string, ...string[]]>(values: T) =>
   z
     .string({ error: `must be one of ${values.join(", ")}` })
+    // The reference shows the values; the transform would hide them from the generated schema.
+    .meta({ enum: [...values], description: `one of ${values.join(", ")}, in any case` })
     .transform((v) => v.trim().toLowerCase())
     .pipe(z.enum(values, { error: `must be one of ${values.join(", ")}` }));
 

@@ -12,7 +12,9 @@ import { jobIdDetails, jobStatus } from "./segments_get_segment_subscribers_asyn
 export const cancelSegmentSubscribersAsync = defineMethod({
   requesttype: "Segments",
   requestmethod: "CancelSegmentSubscribersAsync",
+  summary: "Stops a queued or running export; a segment_export.canceled notification is sent.",
   details: jobIdDetails,
+  example: { jobid: "6f1c5e0e-2b8e-4a55-9d43-3f1d7c0e9a10" },
   async handle({ env, db, account, config }, { jobid }) {
     const outcome = await cancelExport(env, db, account.id, jobid, Date.now());
     if (outcome.kind === "missing") throw new ApiError("NOT_FOUND", `details.jobid: no export job ${quote(jobid)} in this account`);

@@ -51,7 +51,9 @@ const tokenBinding = (accountId: number, selection: SegmentSelection, fieldIds: 
 export const getSegmentSubscribers = defineMethod({
   requesttype: "Segments",
   requestmethod: "GetSegmentSubscribers",
+  summary: "The subscribers of segments, synchronously, one keyset page at a time (pagination.next continues).",
   details: syncDetailsSchema,
+  example: { segmentid: ["12", "13"], status: "active", customfields: ["First Name", "Company"], pagination: { limit: 100 } },
   async handle(context, details) {
     const { account, config } = context;
     const { limit, next } = details.pagination;

@@ -71,7 +71,16 @@ export const CAP_RETRY_AFTER_SECONDS = 60;
 export const getSegmentSubscribersAsync = defineMethod({
   requesttype: "Segments",
   requestmethod: "GetSegmentSubscribersAsync",
+  summary: "Exports the subscribers of segments to a file in the background; a signed link is sent by webhook or email.",
   details: detailsSchema,
+  example: {
+    segmentid: ["12", "13"],
+    status: "active",
+    include_membership: "yes",
+    customfields: ["First Name", "Company"],
+    format: "json",
+    notify: { type: "webhook", value: "https://example.com/hooks/exports" },
+  },
   async handle(context, details) {
     const { env, account, config } = context;
     const notifyTarget = checkNotifyTarget(details.notify, webhookPolicy(config));

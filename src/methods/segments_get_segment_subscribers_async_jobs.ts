@@ -31,6 +31,8 @@ function readPosition(token: string): { createdAt: string; rowid: number } | nul
 export const getSegmentSubscribersAsyncJobs = defineMethod({
   requesttype: "Segments",
   requestmethod: "GetSegmentSubscribersAsyncJobs",
+  summary: "The account's exports, newest first, with the status call's fields (next continues).",
+  example: { limit: 20 },
   details: z.object({
     limit: z.coerce
       .number({ error: `must be a whole number from 1 to ${JOB_LIST_LIMITS.max}` })

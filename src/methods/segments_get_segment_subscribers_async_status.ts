@@ -24,7 +24,9 @@ export const jobIdDetails = z.object({
 export const getSegmentSubscribersAsyncStatus = defineMethod({
   requesttype: "Segments",
   requestmethod: "GetSegmentSubscribersAsyncStatus",
+  summary: "Where an export stands (count, total, percent, ETA), with a fresh download link once it is complete.",
   details: jobIdDetails,
+  example: { jobid: "6f1c5e0e-2b8e-4a55-9d43-3f1d7c0e9a10" },
   async handle({ db, account, config }, { jobid }) {
     const job = await db
       .select()

@@ -16,7 +16,9 @@ const RECOUNT_CONCURRENCY = 4;
 export const getSegments = defineMethod({
   requesttype: "Segments",
   requestmethod: "GetSegments",
+  summary: "The account's segments, each with its stored contact count and when it was counted.",
   details: z.unknown(),
+  example: {},
   async handle({ shard, config, account }) {
     const { db } = await shard();
     const rows = await db.select().from(segments).where(eq(segments.accountId, account.id)).orderBy(asc(segments.id));
