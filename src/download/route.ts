@@ -5,7 +5,8 @@ import type { HonoEnv } from "../api/app";
 import { ApiError } from "../api/errors";
 import { loadConfig } from "../config";
 import { exportJobs } from "../db/control_schema";
-import { exportFileName, CONTENT_TYPES } from "../export/files";
+import { contentType, exportFileName, fileKindOf } from "../export/files";
+import type { ExportSpec } from "../export/spec";
 import { retentionEnd } from "../export/link";
 import { answerRange, notModified } from "./range";
 import { acceptedSigningKeys, verifyDownloadLink } from "./signed_url";
@@ -28,6 +29,7 @@ downloadRoute.on(["GET", "HEAD"], "/exports/:jobid", async (c) => {
     .select({
       objectKey: exportJobs.objectKey,
       format: exportJobs.format,
+      spec: exportJobs.spec,
       state: exportJobs.state,
       retainedUntil: exportJobs.retainedUntil,
       completedAt: exportJobs.completedAt,
@@ -44,10 +46,10 @@ downloadRoute.on(["GET", "HEAD"], "/exports/:jobid", async (c) => {
   if (!stored) throw new ApiError("NOT_FOUND", `The file of export ${jobId} is no longer stored`);
 
   const headers = new Headers({
-    "Content-Type": CONTENT_TYPES[job.format],
+    "Content-Type": contentType(fileKindOf(job.spec as ExportSpec)),
     // Send the stored bytes as they are: no on-the-fly compression, so lengths and ranges stay exact.
     "Content-Encoding": "identity",
-    "Content-Disposition": `attachment; filename="${exportFileName(jobId, job.format)}"`,
+    "Content-Disposition": `attachment; filename="${exportFileName(jobId, fileKindOf(job.spec as ExportSpec))}"`,
     ETag: stored.httpEtag,
     "Accept-Ranges": "bytes",
     "Cache-Control": "private, no-store",

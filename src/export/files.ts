@@ -1,14 +1,27 @@
 import type { ExportFormat } from "../db/control_schema";
+import type { Compression, ExportSpec } from "./spec";
 
-export const CONTENT_TYPES: Record<ExportFormat, string> = {
+/** What decides a file's name and type. */
+export interface FileKind {
+  format: ExportFormat;
+  compression?: Compression;
+}
+
+const FORMAT_TYPES: Record<ExportFormat, string> = {
   json: "application/json; charset=utf-8",
   csv: "text/csv; charset=utf-8",
   // No media type is registered for NDJSON; this is the one its spec and most tools use.
   ndjson: "application/x-ndjson; charset=utf-8",
 };
 
-export const exportFileName = (jobId: string, format: ExportFormat) => `segment-export-${jobId}.${format}`;
+const gzipped = (kind: FileKind) => kind.compression === "gzip";
+
+/** The file's Content-Type: a gzip file is application/gzip (it is the file, not a transfer encoding). */
+export const contentType = (kind: FileKind) => (gzipped(kind) ? "application/gzip" : FORMAT_TYPES[kind.format]);
+
+export const exportFileName = (jobId: string, kind: FileKind) => `segment-export-${jobId}.${kind.format}${gzipped(kind) ? ".gz" : ""}`;
 
 /** Exports live under one prefix per account, so an R2 lifecycle rule can expire them by age. */
-export const exportObjectKey = (accountId: number, jobId: string, format: ExportFormat) =>
-  `exports/${accountId}/${exportFileName(jobId, format)}`;
+export const exportObjectKey = (accountId: number, jobId: string, kind: FileKind) => `exports/${accountId}/${exportFileName(jobId, kind)}`;
+
+export const fileKindOf = (spec: Pick<ExportSpec, "format" | "compression">): FileKind => ({ format: spec.format, compression: spec.compression ?? "none" });

@@ -16,6 +16,7 @@ export interface CanonicalRequest {
   membership: boolean;
   fields: number[];
   format: ExportSpec["format"];
+  compression: NonNullable<ExportSpec["compression"]>;
   notify: { type: NotifyType; target: string };
 }
 
@@ -29,6 +30,7 @@ export function canonicalRequest(accountId: number, spec: ExportSpec, notifyType
     membership: spec.includeMembership,
     fields: spec.customFields.map((f) => f.id),
     format: spec.format,
+    compression: spec.compression ?? "none",
     notify: { type: notifyType, target: notifyTarget },
   };
 }

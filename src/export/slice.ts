@@ -6,7 +6,8 @@ import { DomainError } from "../errors";
 import { openShard, readSession } from "../shards/directory";
 import { assertLeaseHeld, claimJob, completeJob, LeaseLostError, loadCarry, releaseLease, saveCheckpoint } from "./checkpoint";
 import { encoderFor } from "./encode";
-import { CONTENT_TYPES, exportFileName } from "./files";
+import { GzipMember } from "./gzip";
+import { contentType, exportFileName, fileKindOf } from "./files";
 import { linkExpiry } from "./link";
 import { countQuery, loadCustomFieldTypes, matchPredicate, pageQuery } from "./query";
 import { R2PartWriter } from "./r2_writer";
@@ -97,8 +98,8 @@ async function exportFromCheckpoint(
     {
       partSize: config.EXPORT_PART_SIZE,
       httpMetadata: {
-        contentType: CONTENT_TYPES[spec.format],
-        contentDisposition: `attachment; filename="${exportFileName(job.id, spec.format)}"`,
+        contentType: contentType(fileKindOf(spec)),
+        contentDisposition: `attachment; filename="${exportFileName(job.id, fileKindOf(spec))}"`,
       },
       customMetadata: { jobId: job.id },
       onPartUploaded: () => fault("after-part-upload"),
@@ -136,7 +137,10 @@ async function exportFromCheckpoint(
   // From the checkpoint, not processed_count, which progress reports move past it.
   let count = job.cursorCount;
   const bytes = () => job.bytesWritten + writer.accepted;
-  if (job.bytesWritten === 0) await writer.writeText(encoder.head());
+  // Compressed: this slice's text is one gzip member, ended before the checkpoint (src/export/gzip.ts).
+  const sink = spec.compression === "gzip" ? new GzipMember(writer) : writer;
+  const endOfSliceOutput = () => (sink instanceof GzipMember ? sink.finish() : Promise.resolve());
+  if (job.bytesWritten === 0) await sink.writeText(encoder.head());
 
   // The claim set job.shard from the directory (and restarted the export if the account had moved).
   if (!job.shard) throw new DomainError("SHARD_UNAVAILABLE", `account ${job.accountId} has no entry in the shard directory`);
@@ -163,9 +167,9 @@ async function exportFromCheckpoint(
     if (!endOfData && !outOfBudget) next = readPage(rows[rows.length - 1]![0]);
     for (const [id, record] of rows) {
       // Waits only when a part filled up: most records cost no promise and no turn of the event loop.
-      const separated = count > 0 && encoder.separator ? writer.writeText(encoder.separator) : undefined;
+      const separated = count > 0 && encoder.separator ? sink.writeText(encoder.separator) : undefined;
       if (separated) await separated;
-      const written = writer.writeText(encoder.record(record));
+      const written = sink.writeText(encoder.record(record));
       if (written) await written;
       count++;
       cursor = id;
@@ -174,6 +178,7 @@ async function exportFromCheckpoint(
     await fault("mid-part");
     if (endOfData) break;
     if (outOfBudget) {
+      await endOfSliceOutput();
       const state = await writer.state();
       await fault("before-checkpoint");
       await saveCheckpoint(
@@ -200,7 +205,8 @@ async function exportFromCheckpoint(
     await yieldToEventLoop();
   }
 
-  await writer.writeText(encoder.tail(count));
+  await sink.writeText(encoder.tail(count));
+  await endOfSliceOutput();
   const state = await writer.sendLastPart();
   if (state.uploadId) {
     // Every part is in R2 now; record them so that a slice dying before complete() can finish the upload.

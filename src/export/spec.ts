@@ -1,4 +1,7 @@
 import type { ExportFormat, SubscriberStatus } from "../db/schema";
+
+export const COMPRESSIONS = ["none", "gzip"] as const;
+export type Compression = (typeof COMPRESSIONS)[number];
 import type { RuleGroup } from "../segments/rules";
 
 /**
@@ -13,6 +16,8 @@ export interface ExportSpec {
   /** Requested custom fields in output order. */
   customFields: Array<{ id: number; name: string }>;
   format: ExportFormat;
+  /** "gzip": the file is gzip-compressed (one member per slice). Absent in specs made before compression. */
+  compression?: Compression;
   /** "within the last N days" is measured from the moment of the request. */
   requestedAt: string;
 }

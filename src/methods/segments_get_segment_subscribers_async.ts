@@ -3,8 +3,9 @@ import { quote, tooLong } from "../api/envelope";
 import { ApiError } from "../api/errors";
 import { defineMethod } from "../api/method";
 import { EXPORT_FORMATS } from "../db/control_schema";
+import { COMPRESSIONS } from "../export/spec";
 import { admitExport, withdrawJob } from "../export/admission";
-import { exportObjectKey } from "../export/files";
+import { exportObjectKey, fileKindOf } from "../export/files";
 import type { ExportMessage } from "../export/message";
 import { canonicalRequest, requestHash } from "../export/request_hash";
 import { checkWebhookUrl, webhookPolicy, type WebhookPolicy } from "../notify/webhook_url";
@@ -15,6 +16,7 @@ export const MAX_IDEMPOTENCY_KEY_LENGTH = 200;
 export const detailsSchema = z.object({
   ...selectionFields,
   format: caseInsensitiveEnum(EXPORT_FORMATS).default("json"),
+  compression: caseInsensitiveEnum(COMPRESSIONS).default("none"),
   // Optional: the same key within 24 hours returns the same job. Opaque, compared exactly (not trimmed).
   idempotency_key: z
     .string({ error: "must be a string" })
@@ -85,7 +87,7 @@ export const getSegmentSubscribersAsync = defineMethod({
     const { env, account, config } = context;
     const notifyTarget = checkNotifyTarget(details.notify, webhookPolicy(config));
     const shard = await context.shard();
-    const spec = await resolveSelection(shard, account, details, details.format, new Date());
+    const spec = { ...(await resolveSelection(shard, account, details, details.format, new Date())), compression: details.compression };
 
     const jobId = crypto.randomUUID();
     const now = Date.now();
@@ -96,7 +98,7 @@ export const getSegmentSubscribersAsync = defineMethod({
       spec,
       notifyType: details.notify.type,
       notifyTarget,
-      objectKey: exportObjectKey(account.id, jobId, spec.format),
+      objectKey: exportObjectKey(account.id, jobId, fileKindOf(spec)),
       requestHash: await requestHash(canonicalRequest(account.id, spec, details.notify.type, notifyTarget)),
       idempotencyKey: details.idempotency_key,
       maxActive: config.EXPORT_MAX_ACTIVE_PER_ACCOUNT,

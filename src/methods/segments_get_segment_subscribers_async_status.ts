@@ -49,6 +49,7 @@ export async function jobStatus(job: ExportJob, config: Config) {
     total: job.totalCount,
     ...progress(job, Date.now()),
     format: job.format,
+    compression: spec.compression ?? "none",
     segmentid: spec.segmentIds.map(String),
     createdate: job.createdAt,
     completedate: job.completedAt,
