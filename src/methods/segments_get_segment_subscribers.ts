@@ -5,22 +5,17 @@ import { defineMethod } from "../api/method";
 import { acceptedSigningKeys } from "../download/signed_url";
 import { loadCustomFieldTypes, pageQuery } from "../export/query";
 import { issuePageToken, readPageToken } from "./page_token";
+import { LAST_PAGE, pageLimit } from "./paging";
 import { resolveSelection, selectionFields, type SegmentSelection } from "./segment_selection";
 
 export const PAGE_LIMITS = { default: 100, max: 1_000 } as const;
 
-/** `next` when the walk is over, as Pinpointe documents it. */
-export const LAST_PAGE = "0";
+export { LAST_PAGE };
 
 const paginationSchema = z
   .object(
     {
-      limit: z.coerce
-        .number({ error: `must be a whole number from 1 to ${PAGE_LIMITS.max}` })
-        .int(`must be a whole number from 1 to ${PAGE_LIMITS.max}`)
-        .min(1, `must be a whole number from 1 to ${PAGE_LIMITS.max}`)
-        .max(PAGE_LIMITS.max, `must be at most ${PAGE_LIMITS.max}`)
-        .default(PAGE_LIMITS.default),
+      limit: pageLimit(PAGE_LIMITS.max, PAGE_LIMITS.default),
       next: z.string({ error: "must be the string a previous page returned as pagination.next" }).max(200, "is not a page token").optional(),
     },
     { error: "must be {limit, next}" },

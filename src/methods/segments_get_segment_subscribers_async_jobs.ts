@@ -4,12 +4,11 @@ import { quote } from "../api/envelope";
 import { ApiError } from "../api/errors";
 import { defineMethod } from "../api/method";
 import { exportJobs } from "../db/control_schema";
+import { LAST_PAGE, pageLimit } from "./paging";
 import { jobStatus } from "./segments_get_segment_subscribers_async_status";
 
 export const JOB_LIST_LIMITS = { default: 20, max: 100 } as const;
 
-/** `next` once the list is over, as in GetSegmentSubscribers. */
-const LAST_PAGE = "0";
 
 /** The position after a job in the list: its creation time and row id, newest first. */
 const positionToken = (createdAt: string, rowid: number) => btoa(`${createdAt}|${rowid}`).replace(/=+$/, "");
@@ -34,12 +33,7 @@ export const getSegmentSubscribersAsyncJobs = defineMethod({
   summary: "The account's exports, newest first, with the status call's fields (next continues).",
   example: { limit: 20 },
   details: z.object({
-    limit: z.coerce
-      .number({ error: `must be a whole number from 1 to ${JOB_LIST_LIMITS.max}` })
-      .int(`must be a whole number from 1 to ${JOB_LIST_LIMITS.max}`)
-      .min(1, `must be a whole number from 1 to ${JOB_LIST_LIMITS.max}`)
-      .max(JOB_LIST_LIMITS.max, `must be at most ${JOB_LIST_LIMITS.max}`)
-      .default(JOB_LIST_LIMITS.default),
+    limit: pageLimit(JOB_LIST_LIMITS.max, JOB_LIST_LIMITS.default),
     next: z.string({ error: "must be the string a previous answer returned as next" }).max(200, "is not a list position").optional(),
   }),
   async handle({ db, account, config }, { limit, next }) {
