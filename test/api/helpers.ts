@@ -36,6 +36,7 @@ export interface JobStatus {
   percent: number;
   eta_seconds: number | null;
   format: string;
+  compression: string;
   segmentid: string[];
   createdate: string;
   completedate: string | null;
