@@ -6,7 +6,7 @@
  * every file record by record against sqlite3 on the shard the account is on. Then it compares the layouts.
  * See bench/README.md ("The shards comparison").
  */
-import { appendFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join, relative } from "node:path";
 import { baselineSql, readJob, runBaseline, type JobRow } from "./baseline";
@@ -80,6 +80,8 @@ interface LayoutResult {
   sqlite3?: { togetherWallSeconds: number };
   wranglerLog: string;
   logErrors: string[];
+  /** "Reloading local server" lines in the log: any before the last webhook fails the layout, so these came after. */
+  reloadsAfterWebhooks?: number;
 }
 
 const WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
@@ -158,6 +160,7 @@ async function runLayout(o: ShardsOptions, layout: Layout): Promise<LayoutResult
       await exportAll(o, state, result, outDir);
     } finally {
       result.logErrors = logErrors(result.wranglerLog);
+      result.reloadsAfterWebhooks = countReloads(result.wranglerLog);
     }
 
     // The jobs as the control database recorded them: which shard each read, when its slices ran.
@@ -207,6 +210,14 @@ async function runLayout(o: ShardsOptions, layout: Layout): Promise<LayoutResult
     }
   }
   return result;
+}
+
+function countReloads(file: string): number {
+  try {
+    return (readFileSync(file, "utf8").match(/Reloading local server/g) ?? []).length;
+  } catch {
+    return 0;
+  }
 }
 
 /** Date.now() when each job's request was sent, to place export_jobs' timestamps (workerd's clock) on the request. */
@@ -395,7 +406,11 @@ function printLayout(r: LayoutResult) {
     ]);
   }
   if (r.error) lines.push(["FAILED", r.error]);
-  lines.push(["wrangler log", `${relative(ROOT, r.wranglerLog)} (${r.logErrors.length} error line(s))`]);
+  lines.push([
+    "wrangler log",
+    `${relative(ROOT, r.wranglerLog)} (${r.logErrors.length} error line(s))` +
+      (r.reloadsAfterWebhooks ? `; wrangler reloaded the workers ${r.reloadsAfterWebhooks} time(s) after the last webhook (a watched file changed, e.g. an npm install): the figures above stop at the webhook, but a download cut by it was slow` : ""),
+  ]);
   for (const line of r.logErrors.slice(0, 5)) lines.push(["", `  ${line.slice(0, 300)}`]);
   const width = Math.max(...lines.map(([k]) => k.length));
   console.log(lines.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join("\n"));
