@@ -92,6 +92,18 @@ LIMIT ${limit}`;
   return build;
 }
 
+/**
+ * Counts the matching subscribers after `afterId`, at most `limit` of them, and the last id counted: one
+ * bounded step of a count that must not hold the database (or, locally, the one thread) for long.
+ */
+export function countChunkQuery(accountId: number, predicate: SQL) {
+  const build = (afterId: number, limit: number) =>
+    sql`SELECT count(*), max(id) FROM (SELECT s.id AS id FROM subscribers s
+      WHERE s.account_id = ${accountId} AND s.id > ${afterId} AND ${predicate} ORDER BY s.id LIMIT ${limit})`;
+  assertParameterBudget(build(0, 1), "Counting this export");
+  return build;
+}
+
 /** How many of an account's subscribers match a predicate. */
 export function countQuery(accountId: number, predicate: SQL): SQL {
   const query = sql`SELECT count(*) FROM subscribers s WHERE s.account_id = ${accountId} AND ${predicate}`;

@@ -9,7 +9,7 @@ import { encoderFor } from "./encode";
 import { GzipMember } from "./gzip";
 import { contentType, exportFileName, fileKindOf } from "./files";
 import { linkExpiry } from "./link";
-import { countQuery, loadCustomFieldTypes, matchPredicate, pageQuery } from "./query";
+import { countChunkQuery, loadCustomFieldTypes, matchPredicate, pageQuery } from "./query";
 import { R2PartWriter } from "./r2_writer";
 import type { ExportSpec } from "./spec";
 
@@ -49,6 +49,9 @@ export type SliceOutcome =
 const yieldToEventLoop = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 /** Records encoded between two turns of the event loop, so that a slice never holds it for long. */
 const YIELD_EVERY_RECORDS = 500;
+
+/** Matching rows counted per statement when an export's total is counted (see countTotal). */
+const COUNT_CHUNK_ROWS = 20_000;
 
 /** A slice may overrun its budget by one page, a checkpoint and the last upload; the lease covers that. */
 const LEASE_MARGIN_MS = 120_000;
@@ -251,9 +254,28 @@ async function countTotal(
 ) {
   const spec = job.spec as ExportSpec;
   const predicate = matchPredicate(spec.segments, spec.status, new Date(spec.requestedAt), fieldTypes);
-  const [[total] = [0]] = await contacts.values<[number]>(countQuery(job.accountId, predicate));
+  const total = await countInChunks(contacts, countChunkQuery(job.accountId, predicate), COUNT_CHUNK_ROWS);
   await deps.db
     .update(exportJobs)
-    .set({ totalCount: Number(total) })
+    .set({ totalCount: total })
     .where(and(eq(exportJobs.id, job.id), eq(exportJobs.version, lease.version)));
+}
+
+/**
+ * A count in keyset chunks, each a short statement with a turn of the event loop after it: one count(*) over a
+ * million rows held the shard (and, locally, the API's thread) for over a second.
+ */
+export async function countInChunks(
+  db: DrizzleD1Database,
+  chunk: ReturnType<typeof countChunkQuery>,
+  chunkRows: number,
+): Promise<number> {
+  let total = 0;
+  for (let after = 0; ; ) {
+    const [[counted, last] = [0, null]] = await db.values<[number, number | null]>(chunk(after, chunkRows));
+    total += Number(counted);
+    if (Number(counted) < chunkRows || last === null) return total;
+    after = Number(last);
+    await yieldToEventLoop();
+  }
 }

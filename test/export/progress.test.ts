@@ -6,8 +6,12 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { getSegmentSubscribersAsyncStatus, progress } from "../../src/methods/segments_get_segment_subscribers_async_status";
 import { accounts } from "../../src/db/control_schema";
-import { eq } from "drizzle-orm";
-import { db, methodContext, seedScenario } from "../fixtures";
+import { eq, inArray } from "drizzle-orm";
+import { db, methodContext, seedScenario, shardDb } from "../fixtures";
+import { countChunkQuery, countQuery, loadCustomFieldTypes, matchPredicate } from "../../src/export/query";
+import { countInChunks } from "../../src/export/slice";
+import { segmentRules } from "../../src/segments/rules";
+import { segments as segmentsTable } from "../../src/db/shard_schema";
 import { createJob, handle, harness, jobRow, runToEnd } from "./driver";
 
 const status = async (accountId: number, jobid: string) => {
@@ -45,6 +49,20 @@ describe("export progress", () => {
     const jobId = await createJob(h, s.account, { segmentid: [s.segments.customers, s.segments.vip, s.segments.acme], status: "active" });
     await handle(h, { kind: "export", jobId, drive: 0 });
     expect((await jobRow(jobId)).totalCount).toBe(s.people.filter((p) => p.status === "active").length);
+  });
+});
+
+describe("countInChunks: the total in short statements", () => {
+  it.each([1, 5, 7, 24, 25, 1_000])("adds up to the one-statement count with chunks of %i rows", async (chunkRows) => {
+    const s = await seedScenario();
+    const db = await shardDb(s.account.id);
+    const fieldTypes = await loadCustomFieldTypes(db, s.account.id);
+    const stored = await db.select().from(segmentsTable).where(inArray(segmentsTable.id, Object.values(s.segments)));
+    const segments = stored.map((row) => ({ id: row.id, name: row.name, rules: segmentRules(row) }));
+    const predicate = matchPredicate(segments, "active", new Date(), fieldTypes);
+    const [[expected] = [0]] = await db.values<[number]>(countQuery(s.account.id, predicate));
+    expect(Number(expected)).toBeGreaterThan(5);
+    expect(await countInChunks(db, countChunkQuery(s.account.id, predicate), chunkRows)).toBe(Number(expected));
   });
 });
 
