@@ -1,9 +1,9 @@
 /** What the single-account benchmark (run.ts) and the shards benchmark (shards.ts) share: formatting, API calls, probes, downloads. */
 import { randomBytes } from "node:crypto";
 import { createWriteStream, statSync } from "node:fs";
-import { Readable } from "node:stream";
+import { get as httpGet, type IncomingMessage } from "node:http";
+import { get as httpsGet } from "node:https";
 import { pipeline } from "node:stream/promises";
-import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { Webhook } from "standardwebhooks";
 import { Prober, type ProbeStats } from "./probes";
 
@@ -118,16 +118,28 @@ export function verifyWebhook(secret: string, arrival: { body: string; headers: 
   }
 }
 
-/** Downloads an export through its signed link, checks the size against Content-Length; returns bytes and seconds. */
+/**
+ * Downloads an export through its signed link, checks the size against Content-Length; returns bytes and seconds.
+ * On a connection of its own, not fetch's pool: a second 330 MB download sent on the connection that had just
+ * carried the first got its headers only after about 200 s (twice, in `--shards 2`), and a POST sent there got
+ * wrangler's 503 "Your worker restarted mid-request"; on fresh connections the same downloads began within 50 ms.
+ */
 export async function download(url: string, outFile: string): Promise<{ bytes: number; seconds: number }> {
   const started = performance.now();
-  // identity: workerd would otherwise gzip the JSON on the fly (and drop Content-Length); we want the stored bytes.
-  const res = await fetch(url, { headers: { "accept-encoding": "identity" } });
-  if (res.status !== 200 || !res.body) throw new Error(`the download link answered ${res.status}: ${await res.text()}`);
-  await pipeline(Readable.fromWeb(res.body as WebReadableStream<Uint8Array>), createWriteStream(outFile));
+  const get = url.startsWith("https:") ? httpsGet : httpGet;
+  const res = await new Promise<IncomingMessage>((resolve, reject) => {
+    // identity: workerd would otherwise gzip the JSON on the fly (and drop Content-Length); we want the stored bytes.
+    get(url, { agent: false, headers: { "accept-encoding": "identity" } }, resolve).on("error", reject);
+  });
+  if (res.statusCode !== 200) {
+    const chunks: Buffer[] = [];
+    for await (const c of res) chunks.push(c as Buffer);
+    throw new Error(`the download link answered ${res.statusCode}: ${Buffer.concat(chunks).toString("utf8").slice(0, 300)}`);
+  }
+  await pipeline(res, createWriteStream(outFile));
   const seconds = (performance.now() - started) / 1000;
   const bytes = statSync(outFile).size;
-  const contentLength = Number(res.headers.get("content-length"));
+  const contentLength = Number(res.headers["content-length"]);
   if (contentLength !== bytes) throw new Error(`downloaded ${bytes} bytes, Content-Length said ${contentLength}`);
   return { bytes, seconds };
 }
