@@ -14,6 +14,7 @@
  * Results also go to .bench/results.json (this run) and .bench/results-history.jsonl (one line per size and
  * run). The exit code is non-zero if an export fails or its records differ from sqlite3's.
  */
+import { spawnSync } from "node:child_process";
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join, relative } from "node:path";
@@ -185,6 +186,8 @@ interface Result {
   };
   api?: { idle: ProbeStats[]; during: ProbeStats[]; afterRestart?: ProbeStats[] };
   getSegments?: GetSegmentsReport;
+  /** The same export with compression "gzip", after the plain one (not in the kill test). */
+  gzip?: GzipReport;
   kill?: KillReport;
   sqlite3?: { seconds: number; outputBytes: number; rowsPerSecond: number };
   ratio?: number;
@@ -283,6 +286,50 @@ function webhookSummary(dataset: Dataset, jobId: string, arrivals: WebhookArriva
   });
 }
 
+/** What every benchmark export asks for: the dataset's segments, every field, tags, JSON. */
+const exportDetails = (dataset: Dataset) => ({
+  segmentid: dataset.segmentIds.map(String),
+  customfields: "all",
+  include_membership: "yes",
+  format: "json",
+});
+
+interface GzipReport {
+  wallSeconds: number;
+  bytes: number;
+  plainBytes: number;
+  plainSeconds: number;
+  /** gunzip -c of the file is the plain file, byte for byte. */
+  identical: boolean;
+  error?: string;
+}
+
+/**
+ * The gzip variant: the same request with compression "gzip", timed from request to webhook like the plain one,
+ * its file downloaded and gunzipped with the gzip CLI (which reads every member) and compared byte for byte with
+ * the plain file.
+ */
+async function gzipVariant(baseUrl: string, dataset: Dataset, receiver: WebhookReceiver, plainFile: string, plainSeconds: number, plainBytes: number): Promise<GzipReport> {
+  const started = performance.now();
+  const accepted = await api(baseUrl, dataset, "Segments", "GetSegmentSubscribersAsync", {
+    ...exportDetails(dataset),
+    compression: "gzip",
+    notify: { type: "webhook", value: receiver.url },
+  });
+  if (accepted.status !== 200 || accepted.response.status !== "SUCCESS") {
+    throw new Error(`the gzip request answered ${accepted.status}: ${JSON.stringify(accepted.response)}`);
+  }
+  const arrival = await withTimeout(receiver.next(), 30 * 60_000, "the gzip export's webhook");
+  const wallSeconds = (arrival.arrivedAt - started) / 1000;
+  const event = new Webhook(dataset.webhookSecret).verify(arrival.body, arrival.headers as Record<string, string>) as any;
+  if (event?.type !== "segment_export.completed") throw new Error(`the gzip export ended ${event?.type}`);
+  const gzFile = `${plainFile}.gz`;
+  const { bytes } = await download(event.data.url, gzFile);
+  const compare = spawnSync("bash", ["-c", 'gunzip -c "$1" | cmp -s - "$2"', "compare", gzFile, plainFile]);
+  rmSync(gzFile, { force: true });
+  return { wallSeconds, bytes, plainBytes, plainSeconds, identical: compare.status === 0 };
+}
+
 async function exportThroughWrangler(dataset: Dataset, result: Result, outFile: string): Promise<void> {
   currentStateDir = dataset.stateDir;
   const receiver = new WebhookReceiver(webhookPort);
@@ -325,10 +372,7 @@ async function exportThroughWrangler(dataset: Dataset, result: Result, outFile: 
 
     const started = performance.now();
     const accepted = await api(dev.baseUrl, dataset, "Segments", "GetSegmentSubscribersAsync", {
-      segmentid: dataset.segmentIds.map(String),
-      customfields: "all",
-      include_membership: "yes",
-      format: "json",
+      ...exportDetails(dataset),
       notify: { type: "webhook", value: receiver.url },
     });
     const acceptSeconds = (performance.now() - started) / 1000;
@@ -464,6 +508,17 @@ async function exportThroughWrangler(dataset: Dataset, result: Result, outFile: 
       const message = error instanceof Error ? error.message : String(error);
       log(`GetSegments: ${message}`);
       result.getSegments = { sweep: { status: 0, ms: 0, body: "" }, coldMs: NaN, timedMs: [], p50Ms: NaN, maxMs: NaN, contacts: [], mismatches: [], proxyRetries: 0, error: message };
+    }
+
+    if (!result.kill) {
+      log("the same export with compression gzip (one gzip member per slice)");
+      try {
+        result.gzip = await gzipVariant(dev.baseUrl, dataset, receiver, outFile, wallSeconds, outputBytes);
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        log(`gzip variant: ${message}`);
+        result.gzip = { wallSeconds: NaN, bytes: NaN, plainBytes: outputBytes, plainSeconds: wallSeconds, identical: false, error: message };
+      }
     }
 
     if (result.kill && restartedAt !== undefined) {
@@ -613,6 +668,16 @@ function printResult(r: Result) {
     }
     const targets = apiTargets(r);
     if (targets.length) lines.push(["API targets (during export)", targets.map((t) => `${t.what}: ${met(t.ok)}`).join("; ")]);
+  }
+  if (r.gzip) {
+    const z = r.gzip;
+    lines.push([
+      "gzip variant",
+      z.error
+        ? `FAILED: ${z.error}`
+        : `${fmt(z.wallSeconds, 2)} s (plain ${fmt(z.plainSeconds, 2)} s, ${fmt(z.wallSeconds / z.plainSeconds, 2)} x); ` +
+          `${mib(z.bytes)} (plain ${mib(z.plainBytes)}, ${fmt((100 * z.bytes) / z.plainBytes, 1)} %); gunzip = the plain file: ${z.identical ? "yes" : "NO"}`,
+    ]);
   }
   if (r.getSegments) {
     const g = r.getSegments;
