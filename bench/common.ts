@@ -143,3 +143,26 @@ export async function download(url: string, outFile: string): Promise<{ bytes: n
   if (contentLength !== bytes) throw new Error(`downloaded ${bytes} bytes, Content-Length said ${contentLength}`);
   return { bytes, seconds };
 }
+
+/**
+ * What a run measures before its export: workerd's memory once it has settled (the baseline of the peak), and
+ * the API's latency idle, probed for 5 s. `who` says what the probes call as, for the log.
+ */
+export async function measureIdle(
+  dev: { memory: { sample(): void; report(): { peakBytes: number } } },
+  probers: Prober[],
+  probeRate: number,
+  who = "",
+): Promise<{ idleBytes: number; idle: ProbeStats[] }> {
+  await sleep(1000);
+  dev.memory.sample();
+  const idleBytes = dev.memory.report().peakBytes;
+  log(`wrangler dev is up; workerd peak RSS so far ${mib(idleBytes)}`);
+  if (probers.length === 0) return { idleBytes, idle: [] };
+  log(`probing the API idle for 5 s (${probers.map((p) => `${probeRate}/s ${p.name}${who}`).join(", ")})`);
+  for (const p of probers) p.start("idle");
+  await sleep(5000);
+  const idle = await Promise.all(probers.map((p) => p.stop()));
+  for (const s of idle) log(`  idle ${s.name}: ${describeProbe(s)}`);
+  return { idleBytes, idle };
+}

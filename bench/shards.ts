@@ -10,7 +10,7 @@ import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "
 import { cpus, loadavg } from "node:os";
 import { join, relative } from "node:path";
 import { baselineSql, readJob, runBaseline, type JobRow } from "./baseline";
-import { api, apiReady, describeProbe, download, fmt, log, makeProbers, mib, ms, sessionVars, sleep, verifyWebhook, withTimeout } from "./common";
+import { api, apiReady, describeProbe, download, fmt, log, makeProbers, measureIdle, mib, ms, sessionVars, sleep, verifyWebhook, withTimeout } from "./common";
 import { ensureState, ROOT, type BenchAccount, type BenchState } from "./dataset";
 import { d1Bindings, type LayoutCheck } from "./layout";
 import type { ProbeStats } from "./probes";
@@ -249,19 +249,8 @@ async function exportAll(o: ShardsOptions, state: BenchState, result: LayoutResu
       logFile: result.wranglerLog,
       ready: apiReady(first),
     });
-    await sleep(1000);
-    dev.memory.sample();
-    const idleBytes = dev.memory.report().peakBytes;
-    log(`wrangler dev is up; workerd peak RSS so far ${mib(idleBytes)}`);
-
-    result.api = { idle: [], during: [] };
-    if (probers.length) {
-      log(`probing the API idle for 5 s (${probers.map((p) => `${o.probeRate}/s ${p.name} as ${first.username}`).join(", ")})`);
-      for (const p of probers) p.start("idle");
-      await sleep(5000);
-      result.api.idle = await Promise.all(probers.map((p) => p.stop()));
-      for (const s of result.api.idle) log(`  idle ${s.name}: ${describeProbe(s)}`);
-    }
+    const { idleBytes, idle } = await measureIdle(dev, probers, o.probeRate, ` as ${first.username}`);
+    result.api = { idle, during: [] };
 
     const reloads = dev.watchReloads();
     const threads = new ThreadCpuSampler(dev.pid);

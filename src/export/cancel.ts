@@ -2,6 +2,7 @@ import { and, eq, inArray, sql } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
 import { exportCarry, exportJobs, type ExportJob } from "../db/control_schema";
 import type { ExportMessage } from "./message";
+import { abortUploads } from "./r2_writer";
 
 export type CancelOutcome = { kind: "canceled"; job: ExportJob } | { kind: "finished"; job: ExportJob } | { kind: "missing" };
 
@@ -34,19 +35,7 @@ export async function cancelExport(env: Env, db: DrizzleD1Database, accountId: n
     return current ? { kind: "finished", job: current } : { kind: "missing" };
   }
   await db.delete(exportCarry).where(eq(exportCarry.jobId, jobId));
-  await discardPartialFile(env, job);
+  await abortUploads(env.EXPORTS, job.objectKey, [job.uploadId, job.abandonedUploadId]);
   await env.EXPORT_QUEUE.send({ kind: "notify", jobId, drive: job.notifyDrive } satisfies ExportMessage);
   return { kind: "canceled", job };
-}
-
-/** Aborts the job's multipart uploads; best effort, since R2 aborts incomplete uploads after 7 days anyway. */
-async function discardPartialFile(env: Env, job: ExportJob) {
-  for (const uploadId of [job.uploadId, job.abandonedUploadId]) {
-    if (!uploadId) continue;
-    try {
-      await env.EXPORTS.resumeMultipartUpload(job.objectKey, uploadId).abort();
-    } catch {
-      // Already completed or aborted.
-    }
-  }
 }

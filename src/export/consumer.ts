@@ -5,6 +5,7 @@ import { exportJobs, type ExportJob } from "../db/control_schema";
 import { describeForLog, DomainError } from "../errors";
 import { clampDelay, exportRetryDelay, notifyRetryDelay } from "../notify/backoff";
 import { deliverNotification, type NotifyDeps } from "../notify/deliver";
+import { abortUploads } from "./r2_writer";
 import { failJob, isFinished, LeaseLostError, markRetryDue, recordSliceFailure } from "./checkpoint";
 import { isQueueMessage, type ExportMessage, type QueueMessage } from "./message";
 import { handleMoveMessage, type MoveDeps } from "../shards/move";
@@ -122,17 +123,8 @@ const isPermanent = (error: unknown) => error instanceof DomainError && !error.r
  */
 export async function abandonJob(deps: Pick<ConsumerDeps, "db" | "env" | "now">, jobId: string, reason: string) {
   const failed = await failJob(deps.db, jobId, reason, deps.now());
-  if (failed) await abortUpload(deps.env, failed);
+  if (failed) await abortUploads(deps.env.EXPORTS, failed.objectKey, [failed.uploadId, failed.abandonedUploadId]);
   return failed;
-}
-
-async function abortUpload(env: Env, job: ExportJob) {
-  if (!job.uploadId) return;
-  try {
-    await env.EXPORTS.resumeMultipartUpload(job.objectKey, job.uploadId).abort();
-  } catch {
-    // R2 aborts abandoned uploads after 7 days anyway.
-  }
 }
 
 /**

@@ -161,3 +161,18 @@ export class R2PartWriter {
     await this.options.onPartUploaded?.(part);
   }
 }
+
+/**
+ * Aborts an export's multipart uploads (the current one, and one a restart left behind), best effort: one
+ * already completed or aborted is fine, and R2 aborts incomplete uploads after 7 days anyway.
+ */
+export async function abortUploads(bucket: R2Bucket, key: string, uploadIds: ReadonlyArray<string | null>): Promise<void> {
+  for (const uploadId of uploadIds) {
+    if (!uploadId) continue;
+    try {
+      await bucket.resumeMultipartUpload(key, uploadId).abort();
+    } catch {
+      // Already completed or aborted.
+    }
+  }
+}

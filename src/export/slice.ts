@@ -10,7 +10,7 @@ import { GzipMember } from "./gzip";
 import { contentType, exportFileName, fileKindOf } from "./files";
 import { linkExpiry } from "./link";
 import { countChunkQuery, loadCustomFieldTypes, matchPredicate, pageQuery } from "./query";
-import { R2PartWriter } from "./r2_writer";
+import { abortUploads, R2PartWriter } from "./r2_writer";
 import type { ExportSpec } from "./spec";
 
 /**
@@ -230,11 +230,7 @@ async function exportFromCheckpoint(
  * claimJob), then forgets it. Best effort: R2 also aborts incomplete uploads after 7 days.
  */
 async function abortAbandonedUpload(deps: SliceDeps, job: ExportJob, lease: { version: number }) {
-  try {
-    await deps.env.EXPORTS.resumeMultipartUpload(job.objectKey, job.abandonedUploadId!).abort();
-  } catch (error) {
-    console.warn(`job ${job.id}: could not abort the upload it left when its account moved: ${(error as Error).message}`);
-  }
+  await abortUploads(deps.env.EXPORTS, job.objectKey, [job.abandonedUploadId]);
   await deps.db
     .update(exportJobs)
     .set({ abandonedUploadId: null })

@@ -4,7 +4,8 @@ import { quote, tooLong } from "../api/envelope";
 import { ApiError } from "../api/errors";
 import type { Account, ExportFormat } from "../db/control_schema";
 import { customFields, segments, SUBSCRIBER_STATUSES } from "../db/shard_schema";
-import { loadCustomFieldTypes, pageQuery } from "../export/query";
+import { pageQuery } from "../export/query";
+import type { FieldTypes } from "../segments/counts";
 import type { ExportSpec } from "../export/spec";
 import { segmentRules } from "../segments/rules";
 import type { Shard } from "../shards/directory";
@@ -122,18 +123,25 @@ export async function resolveSelection(
   selection: SegmentSelection,
   format: ExportFormat,
   requestedAt: Date,
-): Promise<ExportSpec> {
+): Promise<{ spec: ExportSpec; fieldTypes: FieldTypes }> {
+  // The account's fields, read once: to resolve the requested names and to compile the rules.
+  const fields = await shard.db
+    .select({ id: customFields.id, name: customFields.name, type: customFields.type })
+    .from(customFields)
+    .where(eq(customFields.accountId, account.id))
+    .orderBy(customFields.id);
+  const fieldTypes: FieldTypes = new Map(fields.map((f) => [f.id, f.type]));
   const spec: ExportSpec = {
     segmentIds: selection.segmentid,
     segments: await loadSegments(shard, account, selection.segmentid),
     status: selection.status,
     includeMembership: selection.include_membership,
-    customFields: await resolveCustomFields(shard, account, selection.customfields),
+    customFields: resolveCustomFields(fields, selection.customfields),
     format,
     requestedAt: requestedAt.toISOString(),
   };
-  pageQuery(spec, account.id, await loadCustomFieldTypes(shard.db, account.id));
-  return spec;
+  pageQuery(spec, account.id, fieldTypes);
+  return { spec, fieldTypes };
 }
 
 async function loadSegments({ db }: Shard, account: Account, ids: number[]) {
@@ -155,13 +163,9 @@ async function loadSegments({ db }: Shard, account: Account, ids: number[]) {
   });
 }
 
-async function resolveCustomFields({ db }: Shard, account: Account, requested: SegmentSelection["customfields"]) {
+function resolveCustomFields(fields: ReadonlyArray<{ id: number; name: string }>, requested: SegmentSelection["customfields"]) {
   if (requested === undefined) return [];
-  const all = await db
-    .select({ id: customFields.id, name: customFields.name })
-    .from(customFields)
-    .where(eq(customFields.accountId, account.id))
-    .orderBy(customFields.id);
+  const all = fields.map(({ id, name }) => ({ id, name }));
   const names = Array.isArray(requested) ? requested : [requested];
   if (names.some((name) => name.toLowerCase() === "all")) return all;
   // More distinct names than the account has fields cannot all be fields: say so without a lookup per name.

@@ -3,7 +3,7 @@ import { quote } from "../api/envelope";
 import { ApiError } from "../api/errors";
 import { defineMethod } from "../api/method";
 import { acceptedSigningKeys } from "../download/signed_url";
-import { loadCustomFieldTypes, pageQuery } from "../export/query";
+import { pageQuery } from "../export/query";
 import { issuePageToken, readPageToken } from "./page_token";
 import { LAST_PAGE, pageLimit } from "./paging";
 import { resolveSelection, selectionFields, type SegmentSelection } from "./segment_selection";
@@ -61,7 +61,7 @@ export const getSegmentSubscribers = defineMethod({
     const shard = await context.shard();
     const keys = acceptedSigningKeys(config);
     // Resolved before the token is read: the token is bound to the custom fields' ids, not their spelling.
-    const first = await resolveSelection(shard, account, details, "json", new Date());
+    const { spec: first, fieldTypes } = await resolveSelection(shard, account, details, "json", new Date());
     const binding = tokenBinding(account.id, details, first.customFields.map((f) => f.id));
     let position = { after: 0, at: Date.parse(first.requestedAt) };
     if (next !== undefined && next !== "") {
@@ -76,7 +76,7 @@ export const getSegmentSubscribers = defineMethod({
       position = read;
     }
     const spec = { ...first, requestedAt: new Date(position.at).toISOString() };
-    const query = pageQuery(spec, account.id, await loadCustomFieldTypes(shard.db, account.id));
+    const query = pageQuery(spec, account.id, fieldTypes);
     // One more row than asked for tells whether another page follows, without an empty last page.
     const rows = await shard.db.values<[number, string]>(query(position.after, limit + 1));
     const page = rows.slice(0, limit);

@@ -87,7 +87,8 @@ export const getSegmentSubscribersAsync = defineMethod({
     const { env, account, config } = context;
     const notifyTarget = checkNotifyTarget(details.notify, webhookPolicy(config));
     const shard = await context.shard();
-    const spec = { ...(await resolveSelection(shard, account, details, details.format, new Date())), compression: details.compression };
+    const { spec: selected } = await resolveSelection(shard, account, details, details.format, new Date());
+    const spec = { ...selected, compression: details.compression };
 
     const jobId = crypto.randomUUID();
     const now = Date.now();

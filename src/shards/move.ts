@@ -13,6 +13,7 @@ import {
 } from "../db/control_schema";
 import { describeForLog, DomainError } from "../errors";
 import type { QueueAction } from "../export/consumer";
+import { exportRetryDelay } from "../notify/backoff";
 import { toHex } from "../hex";
 import type { MoveMessage } from "../export/message";
 import { openShard, type Shard } from "./directory";
@@ -529,7 +530,7 @@ export async function moveSliceFailed(deps: MoveDeps, moveId: number, error: unk
     await rollBack(deps.db, moveId, move.version);
     return "rolled_back";
   }
-  return Math.min(300, 5 * 2 ** Math.min(move.failures, 6));
+  return exportRetryDelay(move.failures);
 }
 
 /**
