@@ -73,6 +73,9 @@ const configSchema = z.object({
   EXPORT_PAGE_SIZE: z.coerce.number().int().min(1).max(50_000).default(10_000),
   // R2 refuses parts under 5 MiB (all but the last), and so does its local simulator.
   EXPORT_PART_SIZE: z.coerce.number().int().min(5 * MiB).max(5 * 1024 * MiB).default(8 * MiB),
+  // The most files a split export may have: each is listed, with its own signed link, in the notification (a
+  // webhook body, an email) and the status call. An export that would need more fails, saying which limit to raise.
+  EXPORT_MAX_FILES: z.coerce.number().int().min(1).max(10_000).default(1_000),
   WEBHOOK_TIMEOUT_MS: z.coerce.number().int().positive().default(15_000),
   NOTIFY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(12),
   // The sweeper fails a job after its slices died this many times (each death is a lease that ran out).

@@ -10,6 +10,8 @@ export const DOMAIN_ERROR_CODES = {
   QUERY_TOO_LARGE: { retryable: false },
   /** A stored checkpoint cannot be resumed (it is damaged). */
   CHECKPOINT_DAMAGED: { retryable: false },
+  /** A split export would need more files than one export may have (MAX_FILES_PER_EXPORT). */
+  EXPORT_TOO_MANY_FILES: { retryable: false },
   /**
    * The account's data shard cannot be reached as configured: the account has no directory entry, or the
    * entry names a shard this worker has no D1 binding for. The operator's to fix (a deploy), never the

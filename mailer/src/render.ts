@@ -6,7 +6,8 @@ export type ExportEmail =
       jobId: string;
       count: number;
       format: "json" | "csv" | "ndjson";
-      url: string;
+      /** Every file, in order: one, or the parts of a split export. */
+      files: Array<{ url: string; count: number; bytes: number }>;
       /** ISO 8601 */
       expiresAt: string;
     }
@@ -35,10 +36,25 @@ const escapeHtml = (value: string): string =>
 
 const formatExpiry = (iso: string): string => new Date(iso).toUTCString();
 
+/** 1,536 → "1.5 KB"; binary units, as file managers show them. */
+function formatBytes(bytes: number): string {
+  const units = ["bytes", "KB", "MB", "GB", "TB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${bytes} bytes` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
 export function renderExportEmail(email: ExportEmail): RenderedEmail {
   if (email.kind === "completed") {
     const contacts = `${email.count.toLocaleString("en-US")} contact${email.count === 1 ? "" : "s"}`;
     const expiry = formatExpiry(email.expiresAt);
+    const split = email.files.length > 1;
+    const partLabel = (file: { count: number; bytes: number }, i: number) =>
+      `File ${i + 1} of ${email.files.length}: ${file.count.toLocaleString("en-US")} contacts, ${formatBytes(file.bytes)}`;
     return {
       subject: `Your segment export is ready (${contacts})`,
       text: [
@@ -46,14 +62,18 @@ export function renderExportEmail(email: ExportEmail): RenderedEmail {
         "",
         `Contacts: ${email.count}`,
         `Format: ${email.format.toUpperCase()}`,
-        `Download: ${email.url}`,
-        `The link expires on ${expiry}.`,
+        ...(split
+          ? [`Files: ${email.files.length}`, "", ...email.files.flatMap((file, i) => [partLabel(file, i), file.url, ""])]
+          : [`Download: ${email.files[0]?.url ?? ""}`]),
+        `The link${split ? "s expire" : " expires"} on ${expiry}.`,
       ].join("\n"),
       html: [
         `<p>Your segment export <code>${escapeHtml(email.jobId)}</code> is ready.</p>`,
         `<p>Contacts: <strong>${email.count}</strong><br>Format: ${email.format.toUpperCase()}</p>`,
-        `<p><a href="${escapeHtml(email.url)}">Download the file</a></p>`,
-        `<p>The link expires on ${escapeHtml(expiry)}.</p>`,
+        split
+          ? `<ol>\n${email.files.map((file, i) => `<li><a href="${escapeHtml(file.url)}">${escapeHtml(partLabel(file, i))}</a></li>`).join("\n")}\n</ol>`
+          : `<p><a href="${escapeHtml(email.files[0]?.url ?? "")}">Download the file</a></p>`,
+        `<p>The link${split ? "s expire" : " expires"} on ${escapeHtml(expiry)}.</p>`,
       ].join("\n"),
     };
   }

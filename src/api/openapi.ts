@@ -83,8 +83,21 @@ const WEBHOOK_EVENTS = {
   "segment_export.completed": event(
     "segment_export.completed",
     "SUCCESS",
-    { count: { type: "integer" }, url: { type: "string", format: "uri" }, expires_at: { type: "string", format: "date-time" } },
-    ["count", "url", "expires_at"],
+    {
+      count: { type: "integer", description: "Records in all files" },
+      url: { type: "string", format: "uri", description: "The file's link, when the export has one file" },
+      files: {
+        type: "array",
+        description: "Every file in order (several for a split export: max_file_size, max_rows_per_file)",
+        items: {
+          type: "object",
+          required: ["url", "count", "bytes"],
+          properties: { url: { type: "string", format: "uri" }, count: { type: "integer" }, bytes: { type: "integer" } },
+        },
+      },
+      expires_at: { type: "string", format: "date-time" },
+    },
+    ["count", "files", "expires_at"],
   ),
   "segment_export.failed": event("segment_export.failed", "ERROR", { errormessage: { type: "string" } }, ["errormessage"]),
   "segment_export.canceled": event("segment_export.canceled", "CANCELED", { count: { type: "integer" } }, ["count"]),
@@ -170,8 +183,12 @@ export function openApiDocument(methods: readonly ApiMethod[], serverUrl: string
         },
       },
       "/exports/{jobid}": {
-        get: downloadOperation("get"),
-        head: downloadOperation("head"),
+        get: downloadOperation("get", false),
+        head: downloadOperation("head", false),
+      },
+      "/exports/{jobid}/{file}": {
+        get: downloadOperation("get", true),
+        head: downloadOperation("head", true),
       },
     },
     webhooks: Object.fromEntries(
@@ -191,17 +208,18 @@ export function openApiDocument(methods: readonly ApiMethod[], serverUrl: string
   };
 }
 
-function downloadOperation(method: "get" | "head") {
+function downloadOperation(method: "get" | "head", part: boolean) {
   const query = (name: string, description: string) => ({ name, in: "query", required: true, schema: { type: "string" }, description });
   const header = (name: string, description: string) => ({ name, in: "header", required: false, schema: { type: "string" }, description });
   return {
-    operationId: `download${method === "get" ? "" : "Head"}`,
-    summary: method === "get" ? "Downloads an export's file with its signed link" : "The headers of the download, no body",
+    operationId: `download${part ? "File" : ""}${method === "get" ? "" : "Head"}`,
+    summary: `${method === "get" ? "Downloads" : "The headers, no body, of"} ${part ? "file {file} of a split export" : "an export's file"}, with its signed link`,
     parameters: [
       { name: "jobid", in: "path", required: true, schema: { type: "string" } },
+      ...(part ? [{ name: "file", in: "path", required: true, schema: { type: "integer", minimum: 1 }, description: "The file's number, from 1" }] : []),
       query("expires", "Unix seconds when the link expires"),
       query("kid", "The signing key's id"),
-      query("signature", "HMAC-SHA256 of <jobid>.<expires>.<kid>, 64 lowercase hex"),
+      query("signature", `HMAC-SHA256 of ${part ? "<jobid>/<file>" : "<jobid>"}.<expires>.<kid>, 64 lowercase hex`),
       header("Range", "One byte range: bytes=a-b, bytes=a- or bytes=-n"),
       header("If-None-Match", "An ETag: 304 if the file is unchanged"),
       header("If-Range", "An ETag: the range only if the file is still that version"),

@@ -129,6 +129,15 @@ export const exportJobs = sqliteTable(
     carryBytes: integer("carry_bytes").notNull().default(0),
     /** Every part is uploaded and recorded; only R2's complete() may be missing. */
     finalizing: integer("finalizing", { mode: "boolean" }).notNull().default(false),
+    /**
+     * A split export (max_file_size, max_rows_per_file) writes several files, one after the other: this is the
+     * number of the one being written (1-based; its key is object_key). Finished ones are in export_files.
+     */
+    fileIndex: integer("file_index").notNull().default(1),
+    /** Rows in the file being written, as of the checkpoint. */
+    fileRows: integer("file_rows").notNull().default(0),
+    /** Uncompressed bytes of the file being written, as of the checkpoint: what max_file_size limits. */
+    fileTextBytes: integer("file_text_bytes").notNull().default(0),
     /** Bumped by every checkpoint and every lease; a write that names an old version is refused. */
     version: integer("version").notNull().default(0),
     leaseExpiresAt: integer("lease_expires_at").notNull().default(0),
@@ -208,6 +217,28 @@ export const exportCarry = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.jobId, t.seq] })],
 );
+
+/**
+ * The finished files of a split export, in order: recorded, fenced by the job's version, once each is stored
+ * in R2. Together they hold the records of the unsplit export, in the same order.
+ */
+export const exportFiles = sqliteTable(
+  "export_files",
+  {
+    jobId: text("job_id")
+      .notNull()
+      .references(() => exportJobs.id, { onDelete: "cascade" }),
+    /** 1-based: the file's number, as in its name (…-part-0001.csv) and its download link. */
+    fileIndex: integer("file_index").notNull(),
+    objectKey: text("object_key").notNull(),
+    /** Records in this file (its own JSON envelope says the same). */
+    count: integer("count").notNull(),
+    /** The stored object's size. */
+    bytes: integer("bytes").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.jobId, t.fileIndex] })],
+);
+export type ExportFile = typeof exportFiles.$inferSelect;
 
 /** Where a move resumes: the step of its current state's plan (src/shards/move.ts), and the last key done. */
 export interface MoveCursor {

@@ -1,6 +1,7 @@
 /**
  * Download links: /exports/<jobid>?expires=<unix seconds>&kid=<key id>&signature=<hex HMAC-SHA256>, the HMAC
- * taken over "<jobid>.<expires>.<kid>" with the secret of key <kid>. The worker serves them itself because the
+ * taken over "<jobid>.<expires>.<kid>" with the secret of key <kid>. A split export's files have one link each,
+ * /exports/<jobid>/<n>, signed over "<jobid>/<n>.<expires>.<kid>": a link opens its own file only. The worker serves them itself because the
  * R2 binding cannot presign URLs.
  *
  * The key id is signed too, so a signature made with one key cannot be presented under another. The verifier
@@ -55,24 +56,39 @@ async function hmacKey(secret: string): Promise<CryptoKey> {
 const fromHex = (hex: string): Uint8Array => Uint8Array.from(hex.match(/../g)!, (pair) => parseInt(pair, 16));
 
 /**
+ * What a link opens: a job's one file, or file <n> of a split export. Job ids are UUIDs, never holding a "/".
+ */
+export const linkResource = (jobId: string, fileIndex?: number) => (fileIndex === undefined ? jobId : `${jobId}/${fileIndex}`);
+
+/**
  * What is signed. Unambiguous although job ids may hold dots: the key id has none and expires is digits only,
  * so the last two fields are always kid and expires.
  */
-const payload = (jobId: string, expires: string, kid: string) => encoder.encode(`${jobId}.${expires}.${kid}`);
+const payload = (resource: string, expires: string, kid: string) => encoder.encode(`${resource}.${expires}.${kid}`);
 
 export interface SignedLink {
   url: string;
   expiresAt: Date;
 }
 
-/** Signs the link of a job with `key`; the expiry is truncated to whole seconds. */
-export async function signDownloadLink(baseUrl: string, jobId: string, expiresAt: Date, key: SigningKey): Promise<SignedLink> {
+/**
+ * Signs the link of a job's file with `key` (file `fileIndex` of a split export; the one file when undefined);
+ * the expiry is truncated to whole seconds.
+ */
+export async function signDownloadLink(
+  baseUrl: string,
+  jobId: string,
+  expiresAt: Date,
+  key: SigningKey,
+  fileIndex?: number,
+): Promise<SignedLink> {
   const seconds = Math.floor(expiresAt.getTime() / 1000);
   if (!KEY_ID.test(key.id)) throw new Error(`Download key id "${key.id}" is not 1-32 letters, digits, _ or -`);
   if (!EXPIRES.test(String(seconds))) throw new Error(`Download link expiry ${expiresAt.toISOString()} is out of range`);
   const expires = String(seconds);
-  const signature = toHex(await crypto.subtle.sign("HMAC", await hmacKey(key.secret), payload(jobId, expires, key.id)));
-  const url = new URL(`/exports/${encodeURIComponent(jobId)}`, baseUrl);
+  const resource = linkResource(jobId, fileIndex);
+  const signature = toHex(await crypto.subtle.sign("HMAC", await hmacKey(key.secret), payload(resource, expires, key.id)));
+  const url = new URL(`/exports/${encodeURIComponent(jobId)}${fileIndex === undefined ? "" : `/${fileIndex}`}`, baseUrl);
   url.search = `?expires=${expires}&kid=${key.id}&signature=${signature}`;
   return { url: url.toString(), expiresAt: new Date(seconds * 1000) };
 }
@@ -123,10 +139,11 @@ function linkParams(search: string): { params: Partial<Record<LinkParam, string>
 }
 
 /**
- * Checks a link: its form, then its key, then its signature (in constant time, by crypto.subtle.verify), and
- * only for an authentic link its expiry. `search` is the request URL's raw query string.
+ * Checks a link to `resource` (see linkResource): its form, then its key, then its signature (in constant
+ * time, by crypto.subtle.verify), and only for an authentic link its expiry. `search` is the request URL's raw
+ * query string.
  */
-export async function verifyDownloadLink(jobId: string, search: string, keys: DownloadKeys, now = new Date()): Promise<LinkCheck> {
+export async function verifyDownloadLink(resource: string, search: string, keys: DownloadKeys, now = new Date()): Promise<LinkCheck> {
   const parsed = linkParams(search);
   if ("duplicate" in parsed) return { ok: false, reason: LINK_MESSAGES.duplicate(parsed.duplicate) };
   const { expires, kid, signature } = parsed.params;
@@ -139,7 +156,7 @@ export async function verifyDownloadLink(jobId: string, search: string, keys: Do
   const key = kid === keys.current.id ? keys.current : keys.previous.find((k) => k.id === kid);
   if (!key) return { ok: false, reason: LINK_MESSAGES.unknownKey(kid) };
 
-  const valid = await crypto.subtle.verify("HMAC", await hmacKey(key.secret), fromHex(signature), payload(jobId, expires, kid));
+  const valid = await crypto.subtle.verify("HMAC", await hmacKey(key.secret), fromHex(signature), payload(resource, expires, kid));
   if (!valid) return { ok: false, reason: LINK_MESSAGES.invalid };
   const expiresAt = new Date(Number(expires) * 1000);
   if (expiresAt.getTime() <= now.getTime()) return { ok: false, reason: LINK_MESSAGES.expired(expiresAt) };

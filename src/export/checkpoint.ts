@@ -47,6 +47,8 @@ export async function claimJob(db: DrizzleD1Database, jobId: string, drive: numb
       processedCount: restartIfMoved(exportJobs.processedCount, 0),
       bytesWritten: restartIfMoved(exportJobs.bytesWritten, 0),
       carryBytes: restartIfMoved(exportJobs.carryBytes, 0),
+      fileRows: restartIfMoved(exportJobs.fileRows, 0),
+      fileTextBytes: restartIfMoved(exportJobs.fileTextBytes, 0),
       parts: restartIfMoved(exportJobs.parts, "[]"),
       uploadId: restartIfMoved(exportJobs.uploadId, null),
       abandonedUploadId: sql`CASE WHEN ${moved} THEN coalesce(${exportJobs.uploadId}, ${exportJobs.abandonedUploadId}) ELSE ${exportJobs.abandonedUploadId} END`,
@@ -114,6 +116,9 @@ export interface Checkpoint {
   parts: UploadedPart[];
   carry: Uint8Array;
   finalizing: boolean;
+  /** Rows and uncompressed bytes of the file being written. */
+  fileRows: number;
+  fileTextBytes: number;
 }
 
 export class LeaseLostError extends Error {
@@ -147,7 +152,7 @@ export async function saveCheckpoint(
     d1
       .prepare(
         `UPDATE export_jobs SET cursor = ?, processed_count = ?, cursor_count = ?, bytes_written = ?, upload_id = ?, parts = ?,
-           carry_bytes = ?, finalizing = ?, version = ?, lease_expires_at = ?,
+           carry_bytes = ?, finalizing = ?, file_rows = ?, file_text_bytes = ?, version = ?, lease_expires_at = ?,
            drive = drive + ?, due_at = CASE WHEN ? THEN ? ELSE due_at END, slice_failures = 0
          WHERE id = ? AND version = ?`,
       )
@@ -160,6 +165,8 @@ export async function saveCheckpoint(
         JSON.stringify(checkpoint.parts),
         checkpoint.carry.byteLength,
         checkpoint.finalizing ? 1 : 0,
+        checkpoint.fileRows,
+        checkpoint.fileTextBytes,
         next,
         handover ? 0 : release.leaseUntil,
         handover ? 1 : 0,
@@ -181,6 +188,77 @@ export async function saveCheckpoint(
   const [update] = await d1.batch(statements);
   if (update?.meta.changes !== 1) throw new LeaseLostError(jobId);
   return next;
+}
+
+/** A finished file of a split export, stored in R2. */
+export interface FinishedFile {
+  fileIndex: number;
+  objectKey: string;
+  count: number;
+  bytes: number;
+}
+
+/**
+ * Records a split export's file, once it is stored in R2, and starts the next one (`nextObjectKey`, empty) in
+ * the same D1 transaction, which is also a checkpoint at the file's last row; the lease is kept. Refused
+ * (LeaseLostError) unless the job is still at the version this slice leased. Returns the new version.
+ */
+export async function recordFile(
+  d1: D1Database,
+  jobId: string,
+  leasedVersion: number,
+  file: FinishedFile,
+  next: { cursor: number; processedCount: number; bytesWritten: number; nextObjectKey: string; leaseUntil: number },
+): Promise<number> {
+  const version = leasedVersion + 1;
+  const stillOurs = `(SELECT version FROM export_jobs WHERE id = ?) = ?`;
+  const [update] = await d1.batch([
+    d1
+      .prepare(
+        `UPDATE export_jobs SET cursor = ?, processed_count = ?, cursor_count = ?, bytes_written = ?, upload_id = NULL,
+           parts = '[]', carry_bytes = 0, finalizing = 0, file_index = ?, file_rows = 0, file_text_bytes = 0,
+           object_key = ?, version = ?, lease_expires_at = ?, slice_failures = 0
+         WHERE id = ? AND version = ? AND file_index = ?`,
+      )
+      .bind(
+        next.cursor,
+        next.processedCount,
+        next.processedCount,
+        next.bytesWritten,
+        file.fileIndex + 1,
+        next.nextObjectKey,
+        version,
+        next.leaseUntil,
+        jobId,
+        leasedVersion,
+        file.fileIndex,
+      ),
+    d1
+      .prepare(`INSERT INTO export_files (job_id, file_index, object_key, count, bytes) SELECT ?, ?, ?, ?, ? WHERE ${stillOurs}`)
+      .bind(jobId, file.fileIndex, file.objectKey, file.count, file.bytes, jobId, version),
+    d1.prepare(`DELETE FROM export_carry WHERE job_id = ? AND ${stillOurs}`).bind(jobId, jobId, version),
+  ]);
+  if (update?.meta.changes !== 1) throw new LeaseLostError(jobId);
+  return version;
+}
+
+/**
+ * Forgets the files a split export had recorded before it restarted from its first row (its account moved to
+ * another shard: see claimJob), so that it writes them again from number 1. Their objects are deleted first;
+ * the caller holds the lease. Returns the new version.
+ */
+export async function forgetRecordedFiles(d1: D1Database, jobId: string, leasedVersion: number, firstObjectKey: string): Promise<number> {
+  const version = leasedVersion + 1;
+  const [update] = await d1.batch([
+    d1
+      .prepare(`UPDATE export_jobs SET file_index = 1, object_key = ?, version = ? WHERE id = ? AND version = ? AND cursor = 0`)
+      .bind(firstObjectKey, version, jobId, leasedVersion),
+    d1
+      .prepare(`DELETE FROM export_files WHERE job_id = ? AND (SELECT version FROM export_jobs WHERE id = ?) = ?`)
+      .bind(jobId, jobId, version),
+  ]);
+  if (update?.meta.changes !== 1) throw new LeaseLostError(jobId);
+  return version;
 }
 
 /** Marks the job complete, if this slice still holds it. */

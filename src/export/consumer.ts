@@ -6,6 +6,7 @@ import { describeForLog, DomainError } from "../errors";
 import { clampDelay, exportRetryDelay, notifyRetryDelay } from "../notify/backoff";
 import { deliverNotification, type NotifyDeps } from "../notify/deliver";
 import { abortUploads } from "./r2_writer";
+import { deleteStoredObjects } from "./stored_files";
 import { failJob, isFinished, LeaseLostError, markRetryDue, recordSliceFailure } from "./checkpoint";
 import { isQueueMessage, type ExportMessage, type QueueMessage } from "./message";
 import { handleMoveMessage, type MoveDeps } from "../shards/move";
@@ -118,12 +119,16 @@ async function waitForOperator(deps: ConsumerDeps, jobId: string, error: DomainE
 const isPermanent = (error: unknown) => error instanceof DomainError && !error.retryable;
 
 /**
- * Fails an unfinished job (unless a slice holds a live lease on it) and aborts its upload. Returns the failed
+ * Fails an unfinished job (unless a slice holds a live lease on it), aborts its upload and deletes its files. Returns the failed
  * job, whose notification the caller delivers or schedules; undefined if the job had finished or is held.
  */
 export async function abandonJob(deps: Pick<ConsumerDeps, "db" | "env" | "now">, jobId: string, reason: string) {
   const failed = await failJob(deps.db, jobId, reason, deps.now());
-  if (failed) await abortUploads(deps.env.EXPORTS, failed.objectKey, [failed.uploadId, failed.abandonedUploadId]);
+  if (failed) {
+    await abortUploads(deps.env.EXPORTS, failed.objectKey, [failed.uploadId, failed.abandonedUploadId]);
+    // A failed export keeps no files, not even the finished files of a split one.
+    await deleteStoredObjects(deps.env.EXPORTS, deps.db, failed);
+  }
   return failed;
 }
 

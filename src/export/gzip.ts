@@ -19,6 +19,7 @@ export class GzipMember {
   private staging = new Uint8Array(STAGING_BYTES);
   private staged = 0;
   private finished = false;
+  private textBytes = 0;
 
   constructor(sink: ByteSink) {
     const stream = new CompressionStream("gzip");
@@ -36,10 +37,16 @@ export class GzipMember {
     this.pump.catch(() => {});
   }
 
+  /** Uncompressed bytes accepted so far. */
+  get textAccepted(): number {
+    return this.textBytes;
+  }
+
   /** Same contract as the part writer's: a promise only when the text had to be handed on. */
   writeText(text: string): Promise<void> | undefined {
     const { read, written } = utf8.encodeInto(text, this.staging.subarray(this.staged));
     this.staged += written;
+    this.textBytes += written;
     if (read < text.length) return this.flushThen(text.slice(read));
     return this.staged === this.staging.byteLength ? this.flush() : undefined;
   }
@@ -47,7 +54,11 @@ export class GzipMember {
   private async flushThen(rest: string): Promise<void> {
     await this.flush();
     // A string longer than the staging buffer (never in practice: one record) goes in whole.
-    if (utf8.encode(rest).byteLength > this.staging.byteLength) return this.writer.write(utf8.encode(rest));
+    const bytes = utf8.encode(rest);
+    if (bytes.byteLength > this.staging.byteLength) {
+      this.textBytes += bytes.byteLength;
+      return this.writer.write(bytes);
+    }
     await this.writeText(rest);
   }
 

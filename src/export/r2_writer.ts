@@ -56,6 +56,11 @@ export class R2PartWriter {
     return this.acceptedBytes;
   }
 
+  /** The same, as a text sink: written uncompressed, the text's bytes are the file's. */
+  get textAccepted(): number {
+    return this.acceptedBytes;
+  }
+
   /**
    * Encodes text as UTF-8 straight into the part buffer: no intermediate string or byte array per page.
    * Returns a promise only when a part had to be sent, so the caller awaits only then.

@@ -4,8 +4,8 @@ import type { ExportSpec } from "./spec";
 
 /**
  * What makes two GetSegmentSubscribersAsync requests the same export: the account, the segments as a set,
- * the status filter, include_membership, the resolved custom field ids in output order, the format, and the
- * notification (type and normalised target). Anything else (the order or spelling of segment ids, field names
+ * the status filter, include_membership, the resolved custom field ids in output order, the format, compression and file
+ * limits, and the notification (type and normalised target). Anything else (the order or spelling of segment ids, field names
  * versus "all", letter case of options, requestedAt) does not change the file or who hears about it.
  */
 export interface CanonicalRequest {
@@ -17,6 +17,8 @@ export interface CanonicalRequest {
   fields: number[];
   format: ExportSpec["format"];
   compression: NonNullable<ExportSpec["compression"]>;
+  /** Only when the export is split, so that an unsplit request keeps the hash it had before splitting existed. */
+  split?: { bytes: number | null; rows: number | null };
   notify: { type: NotifyType; target: string };
 }
 
@@ -31,6 +33,9 @@ export function canonicalRequest(accountId: number, spec: ExportSpec, notifyType
     fields: spec.customFields.map((f) => f.id),
     format: spec.format,
     compression: spec.compression ?? "none",
+    ...(spec.maxFileBytes !== undefined || spec.maxRowsPerFile !== undefined
+      ? { split: { bytes: spec.maxFileBytes ?? null, rows: spec.maxRowsPerFile ?? null } }
+      : {}),
     notify: { type: notifyType, target: notifyTarget },
   };
 }

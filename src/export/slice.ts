@@ -4,13 +4,25 @@ import type { Config } from "../config";
 import { exportJobs, type ExportJob } from "../db/control_schema";
 import { DomainError } from "../errors";
 import { openShard, readSession } from "../shards/directory";
-import { assertLeaseHeld, claimJob, completeJob, LeaseLostError, loadCarry, releaseLease, saveCheckpoint } from "./checkpoint";
+import {
+  assertLeaseHeld,
+  claimJob,
+  completeJob,
+  forgetRecordedFiles,
+  LeaseLostError,
+  loadCarry,
+  recordFile,
+  releaseLease,
+  saveCheckpoint,
+} from "./checkpoint";
 import { encoderFor } from "./encode";
-import { GzipMember } from "./gzip";
-import { contentType, exportFileName, fileKindOf } from "./files";
+import { contentType, exportFileName, exportObjectKey, fileKindOf, fileNumber } from "./files";
+import { OutputFile } from "./output_file";
+import { checkExpectedFiles, checkFileCount, fileLimits, overflows } from "./split";
+import { deleteStoredObjects } from "./stored_files";
 import { linkExpiry } from "./link";
 import { countChunkQuery, loadCustomFieldTypes, matchPredicate, pageQuery } from "./query";
-import { abortUploads, R2PartWriter } from "./r2_writer";
+import { abortUploads, R2PartWriter, type WriterState } from "./r2_writer";
 import type { ExportSpec } from "./spec";
 
 /**
@@ -94,36 +106,101 @@ async function exportFromCheckpoint(
   const { env, config, db } = deps;
   const fault = deps.fault ?? (() => {});
   const spec = job.spec as ExportSpec;
+  const kind = fileKindOf(spec);
+  const encoder = encoderFor(spec);
+  const limits = fileLimits(spec, encoder);
+  const keyOf = (fileIndex: number) => exportObjectKey(job.accountId, job.id, kind, fileNumber(spec, fileIndex));
 
-  const writer = new R2PartWriter(
-    env.EXPORTS,
-    job.objectKey,
-    {
-      partSize: config.EXPORT_PART_SIZE,
-      httpMetadata: {
-        contentType: contentType(fileKindOf(spec)),
-        contentDisposition: `attachment; filename="${exportFileName(job.id, fileKindOf(spec))}"`,
-      },
-      customMetadata: { jobId: job.id },
-      onPartUploaded: () => fault("after-part-upload"),
-    },
-    { uploadId: job.uploadId, parts: job.parts, carry: await loadCarry(db, job) },
-  );
+  const openFile = (fileIndex: number, key: string, restored: WriterState & { rows: number; textBytes: number }) =>
+    new OutputFile(
+      fileIndex,
+      key,
+      new R2PartWriter(
+        env.EXPORTS,
+        key,
+        {
+          partSize: config.EXPORT_PART_SIZE,
+          httpMetadata: {
+            contentType: contentType(kind),
+            contentDisposition: `attachment; filename="${exportFileName(job.id, kind, fileNumber(spec, fileIndex))}"`,
+          },
+          customMetadata: { jobId: job.id },
+          onPartUploaded: () => fault("after-part-upload"),
+        },
+        restored,
+      ),
+      spec.compression === "gzip",
+      restored,
+    );
+  const emptyFile = { uploadId: null, parts: [], carry: new Uint8Array(0), rows: 0, textBytes: 0 };
 
-  const finish = async (processedCount: number, bytesWritten: number) => {
+  let cursor = job.cursor;
+  // From the checkpoint, not processed_count, which progress reports move past it.
+  let count = job.cursorCount;
+  // Bytes of the files before the current writer's (which counts its own).
+  let bytesBefore = job.bytesWritten;
+  let file = openFile(job.fileIndex, job.objectKey, {
+    uploadId: job.uploadId,
+    parts: job.parts,
+    carry: job.finalizing ? new Uint8Array(0) : await loadCarry(db, job),
+    rows: job.fileRows,
+    textBytes: job.fileTextBytes,
+  });
+  const bytes = () => bytesBefore + file.writer.accepted;
+
+  /** Stores the current file, whose every part is uploaded. A slice that died after R2 stored it left it there. */
+  const storeFile = async (finalizing: boolean): Promise<number> => {
     await fault("before-complete");
-    // A slice that died after R2 completed the upload left the object behind: it is the finished file.
-    const stored = job.finalizing ? await env.EXPORTS.head(job.objectKey) : null;
-    if (!stored) {
+    const stored = finalizing ? await env.EXPORTS.head(file.key) : null;
+    let size = stored?.size;
+    if (size === undefined) {
       await assertLeaseHeld(db, job.id, lease.version);
-      await writer.complete();
+      size = await file.writer.complete();
     }
     await fault("after-complete");
+    return size;
+  };
+
+  /** Ends the current file: its tail, its last part, a checkpoint that every part is uploaded. */
+  const endFile = async () => {
+    await file.writeHead(encoder.head());
+    await file.sink.writeText(encoder.tail(file.rows));
+    await file.endMember();
+    const state = await file.writer.sendLastPart();
+    if (state.uploadId) {
+      // Every part is in R2 now; record them so that a slice dying before complete() can finish the upload.
+      await fault("before-checkpoint");
+      lease.version = await saveCheckpoint(
+        env.DB,
+        job.id,
+        lease.version,
+        { cursor, processedCount: count, bytesWritten: bytes(), ...state, finalizing: true, fileRows: file.rows, fileTextBytes: file.textBytes },
+        { kind: "keep", leaseUntil: deps.now() + leaseMs },
+      );
+    }
+  };
+
+  /** A split export's file is stored and recorded, and the next one (empty) is begun. */
+  const storeAndRecordFile = async (finalizing: boolean) => {
+    const size = await storeFile(finalizing);
+    const next = file.index + 1;
+    lease.version = await recordFile(
+      env.DB,
+      job.id,
+      lease.version,
+      { fileIndex: file.index, objectKey: file.key, count: file.rows, bytes: size },
+      { cursor, processedCount: count, bytesWritten: bytes(), nextObjectKey: keyOf(next), leaseUntil: deps.now() + leaseMs },
+    );
+    bytesBefore = bytes();
+    file = openFile(next, keyOf(next), emptyFile);
+  };
+
+  const completeExport = async () => {
     const completedAt = new Date(deps.now());
     const retainedUntil = new Date(completedAt.getTime() + config.EXPORT_RETENTION_DAYS * 86_400_000);
     const done = await completeJob(db, job.id, lease.version, {
-      processedCount,
-      bytesWritten,
+      processedCount: count,
+      bytesWritten: bytes(),
       completedAt,
       linkExpiresAt: linkExpiry(completedAt.getTime(), retainedUntil.getTime(), config),
       retainedUntil,
@@ -131,19 +208,22 @@ async function exportFromCheckpoint(
     return { kind: "complete", job: done } as const;
   };
 
-  if (job.finalizing) return finish(job.cursorCount, job.bytesWritten);
+  if (job.finalizing) {
+    if (!limits) {
+      await storeFile(true);
+      return completeExport();
+    }
+    // A split export's file was finished when the slice died; whether more rows follow, reading on tells.
+    await storeAndRecordFile(true);
+  }
 
   if (job.abandonedUploadId) await abortAbandonedUpload(deps, job, lease);
-
-  const encoder = encoderFor(spec);
-  let cursor = job.cursor;
-  // From the checkpoint, not processed_count, which progress reports move past it.
-  let count = job.cursorCount;
-  const bytes = () => job.bytesWritten + writer.accepted;
-  // Compressed: this slice's text is one gzip member, ended before the checkpoint (src/export/gzip.ts).
-  const sink = spec.compression === "gzip" ? new GzipMember(writer) : writer;
-  const endOfSliceOutput = () => (sink instanceof GzipMember ? sink.finish() : Promise.resolve());
-  if (job.bytesWritten === 0) await sink.writeText(encoder.head());
+  if (limits && job.cursorCount === 0 && file.index > 1) {
+    // The export restarted from its first row (its account moved): the files it had written go.
+    await deleteStoredObjects(env.EXPORTS, db, { id: job.id, objectKey: file.key });
+    lease.version = await forgetRecordedFiles(env.DB, job.id, lease.version, keyOf(1));
+    file = openFile(1, keyOf(1), emptyFile);
+  }
 
   // The claim set job.shard from the directory (and restarted the export if the account had moved).
   if (!job.shard) throw new DomainError("SHARD_UNAVAILABLE", `account ${job.accountId} has no entry in the shard directory`);
@@ -151,7 +231,7 @@ async function exportFromCheckpoint(
   const fieldTypes = await loadCustomFieldTypes(contacts, job.accountId);
   const query = pageQuery(spec, job.accountId, fieldTypes);
   // The total, for the status call's percent and ETA: counted once, with the export's own predicate.
-  if (job.totalCount === null) await countTotal(deps, job, lease, contacts, fieldTypes);
+  if (job.totalCount === null) checkExpectedFiles(await countTotal(deps, job, lease, contacts, fieldTypes), spec, config.EXPORT_MAX_FILES);
   const pageSize = config.EXPORT_PAGE_SIZE;
   const readPage = (afterId: number) => contacts.values<[number, string]>(query(afterId, pageSize));
 
@@ -169,11 +249,20 @@ async function exportFromCheckpoint(
     // Ask D1 for the next page now, so it is read while this one is encoded and uploaded.
     if (!endOfData && !outOfBudget) next = readPage(rows[rows.length - 1]![0]);
     for (const [id, record] of rows) {
+      const text = encoder.record(record);
+      if (limits && file.rows > 0 && overflows(limits, file.rows, file.textBytes, encoder.separator + text, encoder.tail)) {
+        // This record starts the next file.
+        checkFileCount(file.index + 1, spec, config.EXPORT_MAX_FILES);
+        await endFile();
+        await storeAndRecordFile(false);
+      }
+      if (file.rows === 0) await file.writeHead(encoder.head());
       // Waits only when a part filled up: most records cost no promise and no turn of the event loop.
-      const separated = count > 0 && encoder.separator ? sink.writeText(encoder.separator) : undefined;
+      const separated = file.rows > 0 && encoder.separator ? file.sink.writeText(encoder.separator) : undefined;
       if (separated) await separated;
-      const written = sink.writeText(encoder.record(record));
+      const written = file.sink.writeText(text);
       if (written) await written;
+      file.rows++;
       count++;
       cursor = id;
       if (count % YIELD_EVERY_RECORDS === 0) await yieldToEventLoop();
@@ -181,14 +270,14 @@ async function exportFromCheckpoint(
     await fault("mid-part");
     if (endOfData) break;
     if (outOfBudget) {
-      await endOfSliceOutput();
-      const state = await writer.state();
+      await file.endMember();
+      const state = await file.writer.state();
       await fault("before-checkpoint");
       await saveCheckpoint(
         env.DB,
         job.id,
         lease.version,
-        { cursor, processedCount: count, bytesWritten: bytes(), ...state, finalizing: false },
+        { cursor, processedCount: count, bytesWritten: bytes(), ...state, finalizing: false, fileRows: file.rows, fileTextBytes: file.textBytes },
         { kind: "handover", now: deps.now() },
       );
       return { kind: "continue", job, drive: job.drive + 1 };
@@ -208,21 +297,18 @@ async function exportFromCheckpoint(
     await yieldToEventLoop();
   }
 
-  await sink.writeText(encoder.tail(count));
-  await endOfSliceOutput();
-  const state = await writer.sendLastPart();
-  if (state.uploadId) {
-    // Every part is in R2 now; record them so that a slice dying before complete() can finish the upload.
-    await fault("before-checkpoint");
-    lease.version = await saveCheckpoint(
-      env.DB,
-      job.id,
-      lease.version,
-      { cursor, processedCount: count, bytesWritten: bytes(), ...state, finalizing: true },
-      { kind: "keep", leaseUntil: deps.now() + leaseMs },
-    );
+  if (!limits) {
+    await endFile();
+    await storeFile(false);
+    return completeExport();
   }
-  return finish(count, bytes());
+  // A split export ends with its last file; an empty one still has its one (empty) file. A file begun after
+  // the last one was recorded (a slice died between that and completing the job) has no rows, and is not made.
+  if (file.rows > 0 || file.index === 1) {
+    await endFile();
+    await storeAndRecordFile(false);
+  }
+  return completeExport();
 }
 
 /**
@@ -255,6 +341,7 @@ async function countTotal(
     .update(exportJobs)
     .set({ totalCount: total })
     .where(and(eq(exportJobs.id, job.id), eq(exportJobs.version, lease.version)));
+  return total;
 }
 
 /**

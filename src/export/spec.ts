@@ -18,6 +18,12 @@ export interface ExportSpec {
   format: ExportFormat;
   /** "gzip": the file is gzip-compressed (one member per slice). Absent in specs made before compression. */
   compression?: Compression;
+  /**
+   * Split exports (details.max_file_size, details.max_rows_per_file): a new file starts before a record that
+   * would take the current one past either limit. Absent: one file. maxFileBytes counts uncompressed bytes.
+   */
+  maxFileBytes?: number;
+  maxRowsPerFile?: number;
   /** "within the last N days" is measured from the moment of the request. */
   requestedAt: string;
 }

@@ -8,6 +8,7 @@ import { openShard, registeredShards } from "../shards/directory";
 import { redriveMoves } from "../shards/move";
 import { deleteExpiredIdempotencyKeys } from "./admission";
 import type { ExportMessage } from "./message";
+import { deleteStoredObjects } from "./stored_files";
 
 /** Jobs looked at per run and kind; a backlog larger than this is worked off over the next runs. */
 const SWEEP_BATCH = 200;
@@ -179,7 +180,7 @@ export async function deleteExpiredFiles(deps: SweepDeps): Promise<number> {
     .where(and(eq(exportJobs.state, "complete"), sql`${retainedUntil} <= ${now}`))
     .limit(SWEEP_BATCH);
   for (const job of due) {
-    await deps.env.EXPORTS.delete(job.objectKey);
+    await deleteStoredObjects(deps.env.EXPORTS, deps.db, job);
     await deps.db
       .update(exportJobs)
       .set({ state: "expired" })

@@ -2,7 +2,7 @@ import { quote } from "../api/envelope";
 import { ApiError } from "../api/errors";
 import { defineMethod } from "../api/method";
 import { cancelExport } from "../export/cancel";
-import { jobIdDetails, jobStatus } from "./segments_get_segment_subscribers_async_status";
+import { jobIdDetails, jobStatuses } from "./segments_get_segment_subscribers_async_status";
 
 /**
  * Segments / CancelSegmentSubscribersAsync: stops a queued or running export. Its partial upload is aborted,
@@ -21,6 +21,7 @@ export const cancelSegmentSubscribersAsync = defineMethod({
     if (outcome.kind === "finished") {
       throw new ApiError("CONFLICT", `details.jobid: export ${outcome.job.id} is already ${outcome.job.state}; only a queued or running export can be canceled`);
     }
-    return jobStatus(outcome.job, config);
+    const [status] = await jobStatuses(db, [outcome.job], config);
+    return status!;
   },
 });

@@ -5,10 +5,13 @@ import { defineMethod } from "../api/method";
 import { EXPORT_FORMATS } from "../db/control_schema";
 import { COMPRESSIONS } from "../export/spec";
 import { admitExport, withdrawJob } from "../export/admission";
-import { exportObjectKey, fileKindOf } from "../export/files";
+import { exportObjectKey, fileKindOf, fileNumber } from "../export/files";
+import { MAX_FILE_BYTES, MAX_ROWS_PER_FILE, MIN_FILE_BYTES, MIN_ROWS_PER_FILE } from "../export/split";
+import type { ExportSpec } from "../export/spec";
 import type { ExportMessage } from "../export/message";
 import { canonicalRequest, requestHash } from "../export/request_hash";
 import { checkWebhookUrl, webhookPolicy, type WebhookPolicy } from "../notify/webhook_url";
+import { wholeNumber } from "./paging";
 import { caseInsensitiveEnum, DETAILS_LIMITS, resolveSelection, selectionFields } from "./segment_selection";
 
 export const MAX_IDEMPOTENCY_KEY_LENGTH = 200;
@@ -17,6 +20,9 @@ export const detailsSchema = z.object({
   ...selectionFields,
   format: caseInsensitiveEnum(EXPORT_FORMATS).default("json"),
   compression: caseInsensitiveEnum(COMPRESSIONS).default("none"),
+  // Split the export into files of at most this many (uncompressed) bytes, or records; see src/export/split.ts.
+  max_file_size: wholeNumber(MIN_FILE_BYTES, MAX_FILE_BYTES, " bytes").optional(),
+  max_rows_per_file: wholeNumber(MIN_ROWS_PER_FILE, MAX_ROWS_PER_FILE).optional(),
   // Optional: the same key within 24 hours returns the same job. Opaque, compared exactly (not trimmed).
   idempotency_key: z
     .string({ error: "must be a string" })
@@ -88,7 +94,12 @@ export const getSegmentSubscribersAsync = defineMethod({
     const notifyTarget = checkNotifyTarget(details.notify, webhookPolicy(config));
     const shard = await context.shard();
     const { spec: selected } = await resolveSelection(shard, account, details, details.format, new Date());
-    const spec = { ...selected, compression: details.compression };
+    const spec: ExportSpec = {
+      ...selected,
+      compression: details.compression,
+      ...(details.max_file_size !== undefined ? { maxFileBytes: details.max_file_size } : {}),
+      ...(details.max_rows_per_file !== undefined ? { maxRowsPerFile: details.max_rows_per_file } : {}),
+    };
 
     const jobId = crypto.randomUUID();
     const now = Date.now();
@@ -99,7 +110,7 @@ export const getSegmentSubscribersAsync = defineMethod({
       spec,
       notifyType: details.notify.type,
       notifyTarget,
-      objectKey: exportObjectKey(account.id, jobId, fileKindOf(spec)),
+      objectKey: exportObjectKey(account.id, jobId, fileKindOf(spec), fileNumber(spec, 1)),
       requestHash: await requestHash(canonicalRequest(account.id, spec, details.notify.type, notifyTarget)),
       idempotencyKey: details.idempotency_key,
       maxActive: config.EXPORT_MAX_ACTIVE_PER_ACCOUNT,

@@ -5,7 +5,7 @@ import { ApiError } from "../api/errors";
 import { defineMethod } from "../api/method";
 import { exportJobs } from "../db/control_schema";
 import { LAST_PAGE, pageLimit } from "./paging";
-import { jobStatus } from "./segments_get_segment_subscribers_async_status";
+import { jobStatuses } from "./segments_get_segment_subscribers_async_status";
 
 export const JOB_LIST_LIMITS = { default: 20, max: 100 } as const;
 
@@ -61,7 +61,11 @@ export const getSegmentSubscribersAsyncJobs = defineMethod({
     const last = page[page.length - 1];
     return {
       count: page.length,
-      jobs: await Promise.all(page.map(({ job }) => jobStatus(job, config))),
+      jobs: await jobStatuses(
+        db,
+        page.map(({ job }) => job),
+        config,
+      ),
       next: rows.length > limit && last ? positionToken(last.job.createdAt, last.rowid) : LAST_PAGE,
     };
   },

@@ -1,11 +1,13 @@
 import { and, eq } from "drizzle-orm";
+import type { DrizzleD1Database } from "drizzle-orm/d1";
 import { z } from "zod";
 import { quote, tooLong } from "../api/envelope";
 import { ApiError } from "../api/errors";
 import { defineMethod } from "../api/method";
 import { exportJobs, type ExportJob } from "../db/control_schema";
 import type { Config } from "../config";
-import { freshDownloadLink, retentionEnd } from "../export/link";
+import { freshDownloadLinks, retentionEnd } from "../export/link";
+import { storedFilesOfJobs, type StoredFile } from "../export/stored_files";
 import type { ExportSpec } from "../export/spec";
 
 export const MAX_JOB_ID_LENGTH = 100;
@@ -34,14 +36,23 @@ export const getSegmentSubscribersAsyncStatus = defineMethod({
       .where(and(eq(exportJobs.id, jobid), eq(exportJobs.accountId, account.id)))
       .get();
     if (!job) throw new ApiError("NOT_FOUND", `details.jobid: no export job ${quote(jobid)} in this account`);
-    return jobStatus(job, config);
+    const [status] = await jobStatuses(db, [job], config);
+    return status!;
   },
 });
 
-/** What the status call says of a job; the job list says the same of each. */
-export async function jobStatus(job: ExportJob, config: Config) {
+/** What the status call says of jobs, and the job list of each: with their files' links once complete. */
+export async function jobStatuses(db: DrizzleD1Database, jobs: readonly ExportJob[], config: Config) {
+  const files = await storedFilesOfJobs(
+    db,
+    jobs.filter((job) => job.state === "complete"),
+  );
+  return Promise.all(jobs.map((job) => jobStatus(job, files.get(job.id) ?? [], config)));
+}
+
+async function jobStatus(job: ExportJob, files: readonly StoredFile[], config: Config) {
   const spec = job.spec as ExportSpec;
-  const link = await freshDownloadLink(job, config);
+  const links = await freshDownloadLinks(job, files, config);
   return {
     jobid: job.id,
     status: job.state,
@@ -54,9 +65,13 @@ export async function jobStatus(job: ExportJob, config: Config) {
     createdate: job.createdAt,
     completedate: job.completedAt,
     bytes: job.state === "complete" ? job.bytesWritten : null,
-    url: link?.url ?? null,
-    // The link's expiry; the file's own is retained_until (then the job is "expired" and has no link).
-    expires_at: link ? link.expiresAt.toISOString() : null,
+    ...(spec.maxFileBytes !== undefined ? { max_file_size: spec.maxFileBytes } : {}),
+    ...(spec.maxRowsPerFile !== undefined ? { max_rows_per_file: spec.maxRowsPerFile } : {}),
+    // The one file's link; a split export with several files has one per file, in `files`.
+    url: links?.files.length === 1 ? links.files[0]!.url : null,
+    files: links?.files ?? [],
+    // The links' expiry; the files' own is retained_until (then the job is "expired" and has no links).
+    expires_at: links ? links.expiresAt.toISOString() : null,
     retained_until: job.state === "complete" || job.state === "expired" ? new Date(retentionEnd(job, config)).toISOString() : null,
     ...(job.state === "failed" ? { errormessage: job.errorMessage } : {}),
     notification: {

@@ -2,7 +2,8 @@ import { and, eq, sql } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
 import type { Config } from "../config";
 import { accounts, exportJobs, type ExportJob } from "../db/control_schema";
-import { notifiedDownloadLink } from "../export/link";
+import { notifiedDownloadLinks } from "../export/link";
+import { storedFiles } from "../export/stored_files";
 import { sendExportEmail } from "./email";
 import { exportEvent } from "./event";
 import { notifyRetryDelay } from "./backoff";
@@ -34,13 +35,14 @@ export const webhookMessageId = (jobId: string) => `msg_${jobId}`;
 
 async function attempt(deps: NotifyDeps, job: ExportJob): Promise<DeliveryResult> {
   const now = new Date(deps.now());
-  const link = await notifiedDownloadLink(job, deps.config, now);
+  const files = job.state === "complete" ? await storedFiles(deps.db, job) : [];
+  const links = await notifiedDownloadLinks(job, files, deps.config, now);
   // Retries never outlive a 7-day link, but a shorter DOWNLOAD_LINK_TTL_SECONDS could: then there is
   // nothing left to announce, and the event must not change type under the same webhook-id.
-  if (job.state === "complete" && !link) {
+  if (job.state === "complete" && !links) {
     return { ok: false, retryable: false, error: "the download link expired before the notification was delivered" };
   }
-  const event = exportEvent(job, link);
+  const event = exportEvent(job, links);
   if (job.notifyType === "email") return sendExportEmail(deps.env.MAILER, job.notifyTarget, event);
   const account = await deps.db
     .select({ secret: accounts.webhookSecret })

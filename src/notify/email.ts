@@ -23,7 +23,7 @@ function emailFor(to: string, event: ExportEvent) {
         jobId: event.data.jobid,
         count: event.data.count,
         format: event.data.format,
-        url: event.data.url,
+        files: event.data.files,
         expiresAt: event.data.expires_at,
       };
     case "segment_export.canceled":

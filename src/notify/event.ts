@@ -1,4 +1,5 @@
 import type { ExportJob } from "../db/control_schema";
+import type { DownloadLinks, FileLink } from "../export/link";
 import type { ExportSpec } from "../export/spec";
 
 /** What a notification says about a finished export; the webhook body and the email are made from it. */
@@ -10,7 +11,10 @@ export type ExportEvent =
         jobid: string;
         status: "SUCCESS";
         count: number;
-        url: string;
+        /** The file's link, when the export has one file (an unsplit export, or a split one that needed one). */
+        url?: string;
+        /** Every file, in order, each with its link, records and bytes. */
+        files: FileLink[];
         expires_at: string;
         format: ExportJob["format"];
         segmentid: string[];
@@ -40,12 +44,12 @@ export type ExportEvent =
       };
     };
 
-/** The event for a finished job: completed (with its link), canceled, or failed. */
-export function exportEvent(job: ExportJob, link: { url: string; expiresAt: Date } | null): ExportEvent {
+/** The event for a finished job: completed (with its links), canceled, or failed. */
+export function exportEvent(job: ExportJob, links: DownloadLinks | null): ExportEvent {
   const spec = job.spec as ExportSpec;
   const common = { jobid: job.id, format: job.format, segmentid: spec.segmentIds.map(String) };
   const timestamp = job.completedAt ?? new Date().toISOString();
-  if (job.state === "complete" && link) {
+  if (job.state === "complete" && links) {
     return {
       type: "segment_export.completed",
       timestamp,
@@ -53,8 +57,9 @@ export function exportEvent(job: ExportJob, link: { url: string; expiresAt: Date
         ...common,
         status: "SUCCESS",
         count: job.processedCount,
-        url: link.url,
-        expires_at: link.expiresAt.toISOString(),
+        ...(links.files.length === 1 ? { url: links.files[0]!.url } : {}),
+        files: links.files,
+        expires_at: links.expiresAt.toISOString(),
       },
     };
   }

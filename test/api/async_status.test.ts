@@ -40,6 +40,7 @@ describe("Segments / GetSegmentSubscribersAsyncStatus", () => {
       completedate: null,
       bytes: null,
       url: null,
+      files: [],
       expires_at: null,
       retained_until: null,
       notification: { type: "email", status: "pending", attempts: 0 },
@@ -84,6 +85,8 @@ describe("Segments / GetSegmentSubscribersAsyncStatus", () => {
       completedate: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
       bytes: expect.any(Number),
       url: expect.stringMatching(new RegExp(`^https://exports\\.test/exports/${jobid}\\?expires=\\d+&kid=k1&signature=[0-9a-f]{64}$`)),
+      // One file (the export is not split): the same link, its records and its size.
+      files: [{ url: expect.any(String), count: expected, bytes: expect.any(Number) }],
       expires_at: expect.any(String),
       retained_until: expect.any(String),
       notification: { type: "email", status: "delivered", attempts: 1 },
@@ -96,6 +99,7 @@ describe("Segments / GetSegmentSubscribersAsyncStatus", () => {
     expect(status.expires_at).toBe(new Date(expires * 1000).toISOString());
     expect(expires * 1000).toBeLessThanOrEqual(retainedUntil);
     expect(expires * 1000).toBeGreaterThan(Math.min(retainedUntil, Date.now() + LINK_TTL_MS) - 5_000);
+    expect(status.files).toEqual([{ url: status.url, count: expected, bytes: status.bytes }]);
     // bytes is the size of the file the link serves.
     const { response, text } = await download(status.url!);
     expect(response.status).toBe(200);

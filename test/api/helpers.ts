@@ -42,6 +42,7 @@ export interface JobStatus {
   completedate: string | null;
   bytes: number | null;
   url: string | null;
+  files: Array<{ url: string; count: number; bytes: number }>;
   expires_at: string | null;
   retained_until: string | null;
   errormessage?: string | null;

@@ -5,7 +5,15 @@
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config";
 import { acceptedSigningKeys, currentSigningKey, verifyDownloadLink } from "../../src/download/signed_url";
-import { notifiedDownloadLink } from "../../src/export/link";
+import { notifiedDownloadLinks } from "../../src/export/link";
+import type { StoredFile } from "../../src/export/stored_files";
+
+const ONE_FILE: StoredFile[] = [{ fileIndex: undefined, objectKey: "exports/1/x.json", count: 5, bytes: 500 }];
+/** The one link of an unsplit export's notification, as the old single-link API gave it. */
+async function notifiedDownloadLink(...[job, config, now]: [Parameters<typeof notifiedDownloadLinks>[0], Parameters<typeof notifiedDownloadLinks>[2], Date?]) {
+  const links = await notifiedDownloadLinks(job, ONE_FILE, config, now);
+  return links && { url: links.files[0]!.url, expiresAt: links.expiresAt };
+}
 
 const SECRET = "a-download-signing-secret";
 /** A fresh object each time: loadConfig caches per env object. */

@@ -126,6 +126,8 @@ describe("an export in slices", () => {
       parts: [],
       carry: big,
       finalizing: false,
+      fileRows: 1,
+      fileTextBytes: big.length,
     }, { kind: "handover", now: Date.now() });
     const job = await jobRow(jobId);
     expect(job.carryBytes).toBe(big.length);

@@ -13,7 +13,7 @@ const completed: Extract<ExportEmail, { kind: "completed" }> = {
   jobId: "job-42",
   count: 1234567,
   format: "csv",
-  url: "https://exports.test/exports/job-42?expires=1767225600&signature=abc123",
+  files: [{ url: "https://exports.test/exports/job-42?expires=1767225600&signature=abc123", count: 1234567, bytes: 98_765_432 }],
   expiresAt: "2026-01-01T00:00:00.000Z",
 };
 
@@ -50,8 +50,49 @@ describe("rendering the export email", () => {
     expect(html).not.toContain("&signature");
   });
 
+  it("lists every file of a split export, in order, with its records and size", () => {
+    const split = {
+      ...completed,
+      count: 2500,
+      files: [
+        { url: "https://exports.test/exports/job-42/1?expires=1767225600&kid=k1&signature=aa", count: 1000, bytes: 5_242_880 },
+        { url: "https://exports.test/exports/job-42/2?expires=1767225600&kid=k1&signature=bb", count: 1000, bytes: 5_100_000 },
+        { url: "https://exports.test/exports/job-42/3?expires=1767225600&kid=k1&signature=cc", count: 500, bytes: 2_048 },
+      ],
+    };
+    const email = renderExportEmail(split);
+    expect(email.text).toBe(
+      [
+        "Your segment export job-42 is ready.",
+        "",
+        "Contacts: 2500",
+        "Format: CSV",
+        "Files: 3",
+        "",
+        "File 1 of 3: 1,000 contacts, 5.0 MB",
+        "https://exports.test/exports/job-42/1?expires=1767225600&kid=k1&signature=aa",
+        "",
+        "File 2 of 3: 1,000 contacts, 4.9 MB",
+        "https://exports.test/exports/job-42/2?expires=1767225600&kid=k1&signature=bb",
+        "",
+        "File 3 of 3: 500 contacts, 2.0 KB",
+        "https://exports.test/exports/job-42/3?expires=1767225600&kid=k1&signature=cc",
+        "",
+        "The links expire on Thu, 01 Jan 2026 00:00:00 GMT.",
+      ].join("\n"),
+    );
+    expect(email.html).toContain(
+      '<li><a href="https://exports.test/exports/job-42/2?expires=1767225600&#38;kid=k1&#38;signature=bb">File 2 of 3: 1,000 contacts, 4.9 MB</a></li>',
+    );
+    expect(email.html.match(/<li>/g)).toHaveLength(3);
+  });
+
   it("escapes markup in what it puts into the html", () => {
-    const { html } = renderExportEmail({ ...completed, jobId: `<script>"x"</script>`, url: `https://x.test/"><img src=x onerror=alert(1)>` });
+    const { html } = renderExportEmail({
+      ...completed,
+      jobId: `<script>"x"</script>`,
+      files: [{ url: `https://x.test/"><img src=x onerror=alert(1)>`, count: 1, bytes: 10 }],
+    });
     expect(html).not.toContain("<script>");
     expect(html).not.toContain("<img");
     expect(html).toContain("&#60;script&#62;&#34;x&#34;&#60;/script&#62;");
@@ -194,6 +235,7 @@ describe("sending the email of an export event", () => {
       status: "SUCCESS",
       count: 9,
       url: "https://exports.test/exports/job-1?expires=1&signature=ab",
+      files: [{ url: "https://exports.test/exports/job-1?expires=1&signature=ab", count: 9, bytes: 900 }],
       expires_at: "2026-01-08T00:00:00.000Z",
       format: "json",
       segmentid: ["1"],
@@ -241,7 +283,7 @@ describe("an export notified by email", () => {
         jobId,
         count: 5,
         format: "csv",
-        url: status.url,
+        files: [{ url: status.url, count: 5, bytes: (await jobRow(jobId)).bytesWritten }],
         expiresAt: status.expires_at,
       },
     ]);
