@@ -38,6 +38,29 @@ interface Dataset {
   account: Awaited<ReturnType<typeof createAccount>>;
   segment: number;
   rows: number;
+  /** The first subscriber's id; the others follow. */
+  firstId: number;
+  filler: string;
+}
+
+const STATUSES = ["active", "inactive", "bounced", "unsubscribed"] as const;
+
+/** What the export of everything, with every field and the tags, must hold for seedMany's data, in order. */
+function seededRecords(data: Dataset, format: "json" | "csv" | "ndjson"): unknown[] {
+  return Array.from({ length: data.rows }, (_, i) => {
+    const subscriber = {
+      subscriberid: data.firstId + i,
+      emailaddress: `person${String(i).padStart(6, "0")}@example.com`,
+      status: STATUSES[i % 4]!,
+      subscribedate: "2025-01-15T10:00:00Z",
+      customfields: { Bio: `${i}: ${data.filler}`, Score: i },
+      tags: i % 5 === 0 ? ["vip"] : [],
+    };
+    if (format === "json") return subscriber;
+    if (format === "ndjson") return JSON.stringify(subscriber);
+    const { subscriberid, emailaddress, status, subscribedate, customfields, tags } = subscriber;
+    return [String(subscriberid), emailaddress, status, subscribedate, customfields.Bio, String(customfields.Score), tags.join("; ")];
+  });
 }
 
 /**
@@ -51,10 +74,11 @@ async function seedMany(rows: number, bioChars: number): Promise<Dataset> {
   const bio = await createField(account.id, "Bio", "text");
   const score = await createField(account.id, "Score", "number");
   const vip = await createTag(account.id, "vip");
+  // Whole repeats, so that no 4-byte character is cut in half.
+  const filler = "Grüße aus Köln, 5 € pro Stück 😀 ".repeat(Math.max(1, Math.round(bioChars / 30)));
   const segment = await createSegment(account.id, { match: "all", rules: [{ field: "list", operator: "equals", value: list }] });
-  if (rows === 0) return { account, segment, rows };
+  if (rows === 0) return { account, segment, rows, firstId: 0, filler };
   const first = await allocateIds(env.DB, "subscribers", rows);
-  const filler = "Grüße aus Köln, 5 € pro Stück 😀 ".repeat(Math.ceil(bioChars / 30)).slice(0, bioChars);
   const shard = await shardDb(account.id);
   await shard.run(sql`
     WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ${rows})
@@ -66,7 +90,7 @@ async function seedMany(rows: number, bioChars: number): Promise<Dataset> {
   await shard.run(sql`
     INSERT INTO subscriber_tags (subscriber_id, tag_id)
     SELECT id, ${vip} FROM subscribers WHERE account_id = ${account.id} AND (id - ${first}) % 5 = 0`);
-  return { account, segment, rows };
+  return { account, segment, rows, firstId: first, filler };
 }
 
 /** gunzip as the command does it: every member, one after the other. */
@@ -162,6 +186,7 @@ describe("max_rows_per_file", () => {
           expect(part.bytes).toBe(part.raw.byteLength);
           expectCompleteFile(format, part, csvHeader(reference));
         });
+        expect(recordsOf(format, reference)).toEqual(seededRecords(data, format));
         expect(parts.flatMap((p) => recordsOf(format, p.text))).toEqual(recordsOf(format, reference));
         if (format === "ndjson") expect(parts.map((p) => p.text).join("")).toBe(reference);
         expect(job.bytesWritten).toBe(parts.reduce((n, p) => n + p.bytes, 0));
