@@ -19,7 +19,7 @@ import {
   type SubscriberStatus,
 } from "../src/db/shard_schema";
 import type { RuleGroup } from "../src/segments/rules";
-import { shardOfAccount } from "../src/shards/directory";
+import { shardForWriting, shardOfAccount } from "../src/shards/directory";
 import { allocateIds } from "../src/shards/ids";
 import { placeAccount } from "../src/shards/placement";
 
@@ -38,7 +38,14 @@ const newId = (table: AllocatedTable) => allocateIds(env.DB, table);
 /** What the API edge gives a method (src/api/app.ts), for tests that call a method's handler directly. */
 export function methodContext(testEnv: Env, account: Account, config: Config = loadConfig(testEnv)): MethodContext {
   const control = drizzle(testEnv.DB);
-  return { env: testEnv, config, db: control, account, shard: () => shardOfAccount(testEnv, control, account.id) };
+  return {
+    env: testEnv,
+    config,
+    db: control,
+    account,
+    shard: () => shardOfAccount(testEnv, control, account.id),
+    writableShard: () => shardForWriting(testEnv, control, account.id),
+  };
 }
 
 let counter = 0;

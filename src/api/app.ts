@@ -13,7 +13,7 @@ import { ApiError } from "./errors";
 import { enforceRateLimit } from "./rate_limit";
 import { DOCS_PAGE } from "./docs_page";
 import { openApiDocument } from "./openapi";
-import { shardOfAccount, type Shard } from "../shards/directory";
+import { shardForWriting, shardOfAccount, type Shard } from "../shards/directory";
 
 export type HonoEnv = { Bindings: Env };
 
@@ -53,7 +53,14 @@ export function createApp() {
       const details = parseOrThrow(method.details, envelope.details ?? {}, "details");
       let shard: Promise<Shard> | undefined;
       const data = await method.handle(
-        { env: c.env, config, db, account, shard: () => (shard ??= shardOfAccount(c.env, db, account.id)) },
+        {
+          env: c.env,
+          config,
+          db,
+          account,
+          shard: () => (shard ??= shardOfAccount(c.env, db, account.id)),
+          writableShard: () => shardForWriting(c.env, db, account.id),
+        },
         details,
       );
       return success(c, data);

@@ -12,6 +12,11 @@ export interface MethodContext {
   account: Account;
   /** The shard holding the account's contacts, looked up on first use (methods that need no data skip it). */
   shard: () => Promise<Shard>;
+  /**
+   * The same shard, for methods that change the account's data: refused (ACCOUNT_MOVING, a 503 with
+   * Retry-After) while a move has the account's writes frozen.
+   */
+  writableShard: () => Promise<Shard>;
 }
 
 /** One Pinpointe API method: its names, the schema of its `details`, and what it does. */

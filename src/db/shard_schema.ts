@@ -33,7 +33,8 @@ export const lists = sqliteTable(
     name: text("name").notNull(),
     createdAt: createdAt(),
   },
-  (t) => [index("lists_account_idx").on(t.accountId)],
+  // A list's name is unique in its account, so that a retried CreateList cannot make a second one.
+  (t) => [uniqueIndex("lists_account_name_idx").on(t.accountId, t.name)],
 );
 
 export const subscribers = sqliteTable(
@@ -60,6 +61,8 @@ export const subscribers = sqliteTable(
   (t) => [
     index("subscribers_account_idx").on(t.accountId),
     uniqueIndex("subscribers_list_email_idx").on(t.listId, t.email),
+    // GetLists counts a list's subscribers by status from this index alone, without reading the rows.
+    index("subscribers_list_status_idx").on(t.listId, t.status),
   ],
 );
 
@@ -70,6 +73,10 @@ export const customFields = sqliteTable(
     accountId: integer("account_id").notNull(),
     name: text("name").notNull(),
     type: text("type", { enum: CUSTOM_FIELD_TYPES }).notNull(),
+    /** Given to a new subscriber who has no value for the field (a number field's is a number, as text). */
+    defaultValue: text("default_value"),
+    /** A new subscriber must have a value (or the default). */
+    required: integer("required", { mode: "boolean" }).notNull().default(false),
     createdAt: createdAt(),
   },
   (t) => [uniqueIndex("custom_fields_account_name_idx").on(t.accountId, t.name)],
@@ -81,6 +88,7 @@ export const tags = sqliteTable(
     id: integer("id").primaryKey(),
     accountId: integer("account_id").notNull(),
     name: text("name").notNull(),
+    description: text("description"),
     createdAt: createdAt(),
   },
   (t) => [uniqueIndex("tags_account_name_idx").on(t.accountId, t.name)],

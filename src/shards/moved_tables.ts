@@ -31,16 +31,31 @@ const id = ["id"] as const;
 const own = (table: string) => `FROM ${table} t WHERE t.account_id = ?1`;
 
 export const MOVED_TABLES: readonly MovedTable[] = [
-  { name: "lists", columns: ["id", "account_id", "name", "created_at"], compared: [], key: id, scope: own("lists"), referenced: true },
+  {
+    name: "lists",
+    columns: ["id", "account_id", "name", "created_at"],
+    compared: [],
+    key: id,
+    scope: own("lists"),
+    unique: ["account_id", "name"],
+    referenced: true,
+  },
   {
     name: "custom_fields",
-    columns: ["id", "account_id", "name", "type", "created_at"],
+    columns: ["id", "account_id", "name", "type", "default_value", "required", "created_at"],
     compared: [],
     key: id,
     scope: own("custom_fields"),
     unique: ["account_id", "name"],
   },
-  { name: "tags", columns: ["id", "account_id", "name", "created_at"], compared: [], key: id, scope: own("tags"), unique: ["account_id", "name"] },
+  {
+    name: "tags",
+    columns: ["id", "account_id", "name", "description", "created_at"],
+    compared: [],
+    key: id,
+    scope: own("tags"),
+    unique: ["account_id", "name"],
+  },
   {
     name: "subscribers",
     columns: ["id", "account_id", "list_id", "email", "status", "subscribe_date", "custom_fields"],

@@ -72,9 +72,9 @@ describe("POST /apijson.php: method dispatch", () => {
 
   it("rejects an unknown requesttype with 400 naming it and listing the known ones", async () => {
     expectError(
-      await callApi(request(account, "Lists", "GetLists")),
+      await callApi(request(account, "Campaigns", "GetCampaigns")),
       400,
-      'Unknown requesttype "Lists". Known request types: Authentication, Segments',
+      'Unknown requesttype "Campaigns". Known request types: Authentication, Segments, Lists, Subscribers, Tags',
     );
   });
 
@@ -82,7 +82,7 @@ describe("POST /apijson.php: method dispatch", () => {
     expectError(
       await callApi(request(account, "se", "GetSegments")),
       400,
-      'Unknown requesttype "se". Known request types: Authentication, Segments',
+      'Unknown requesttype "se". Known request types: Authentication, Segments, Lists, Subscribers, Tags',
     );
   });
 
@@ -91,7 +91,7 @@ describe("POST /apijson.php: method dispatch", () => {
       await callApi(request(account, "seg", "GetSegmentMembers")),
       400,
       'Unknown requestmethod "GetSegmentMembers" for requesttype Segments. ' +
-        "Known methods: GetSegments, GetSegmentSubscribers, GetSegmentSubscribersAsync, GetSegmentSubscribersAsyncStatus, GetSegmentSubscribersAsyncJobs, CancelSegmentSubscribersAsync",
+        "Known methods: GetSegments, GetSegmentSubscribers, GetSegmentSubscribersAsync, GetSegmentSubscribersAsyncStatus, GetSegmentSubscribersAsyncJobs, CancelSegmentSubscribersAsync, GetSegment, CreateSegment, UpdateSegment, DeleteSegment",
     );
     expectError(
       await callApi(request(account, "Authentication", "Login")),
@@ -106,12 +106,12 @@ describe("POST /apijson.php: method dispatch", () => {
       await callApi(request(account, "Segments", name)),
       400,
       `Unknown requestmethod "${name.slice(0, 98)}… for requesttype Segments. ` +
-        "Known methods: GetSegments, GetSegmentSubscribers, GetSegmentSubscribersAsync, GetSegmentSubscribersAsyncStatus, GetSegmentSubscribersAsyncJobs, CancelSegmentSubscribersAsync",
+        "Known methods: GetSegments, GetSegmentSubscribers, GetSegmentSubscribersAsync, GetSegmentSubscribersAsyncStatus, GetSegmentSubscribersAsyncJobs, CancelSegmentSubscribersAsync, GetSegment, CreateSegment, UpdateSegment, DeleteSegment",
     );
     expectError(
       await callApi(request(account, `"quoted" ${"T".repeat(91)}`, "x")),
       400,
-      `Unknown requesttype "\\"quoted\\" ${"T".repeat(87)}…. Known request types: Authentication, Segments`,
+      `Unknown requesttype "\\"quoted\\" ${"T".repeat(87)}…. Known request types: Authentication, Segments, Lists, Subscribers, Tags`,
     );
   });
 

@@ -86,7 +86,7 @@ describe("authentication comes before the method is looked up", () => {
       await callApi(request(account, "Segments", "GetLists")),
       400,
       'Unknown requestmethod "GetLists" for requesttype Segments. ' +
-        "Known methods: GetSegments, GetSegmentSubscribers, GetSegmentSubscribersAsync, GetSegmentSubscribersAsyncStatus, GetSegmentSubscribersAsyncJobs, CancelSegmentSubscribersAsync",
+        "Known methods: GetSegments, GetSegmentSubscribers, GetSegmentSubscribersAsync, GetSegmentSubscribersAsyncStatus, GetSegmentSubscribersAsyncJobs, CancelSegmentSubscribersAsync, GetSegment, CreateSegment, UpdateSegment, DeleteSegment",
     );
   });
 });

@@ -1,0 +1,31 @@
+import { sql } from "drizzle-orm";
+import type { DrizzleD1Database } from "drizzle-orm/d1";
+import { quote } from "../api/envelope";
+import type { Checked } from "./fields";
+import type { TagRef } from "./input";
+
+/** The account's tags among those named (by id or name), looked up in one statement. */
+export async function loadNamedTags(shard: DrizzleD1Database, accountId: number, refs: readonly TagRef[]) {
+  const ids = [...new Set(refs.flatMap((ref) => ("id" in ref ? [ref.id] : [])))];
+  const names = [...new Set(refs.flatMap((ref) => ("name" in ref ? [ref.name] : [])))];
+  const found =
+    ids.length + names.length === 0
+      ? []
+      : await shard.all<{ id: number; name: string }>(sql`
+          SELECT id, name FROM tags WHERE account_id = ${accountId}
+            AND (id IN (SELECT value FROM json_each(${JSON.stringify(ids)})) OR name IN (SELECT value FROM json_each(${JSON.stringify(names)})))`);
+  return { byId: new Map(found.map((t) => [t.id, t])), byName: new Map(found.map((t) => [t.name, t])) };
+}
+
+export type TagLookup = Awaited<ReturnType<typeof loadNamedTags>>;
+
+/** The ids of one contact's tags, or the first one that is not a tag of the account, with its path. */
+export function resolveTagIds(refs: readonly TagRef[], tags: TagLookup, path: string): Checked<number[]> {
+  const ids = new Set<number>();
+  for (const [i, ref] of refs.entries()) {
+    const tag = "id" in ref ? tags.byId.get(ref.id) : tags.byName.get(ref.name);
+    if (!tag) return { ok: false, reason: `${path}.${i}: no tag ${"id" in ref ? ref.id : quote(ref.name)} in this account` };
+    ids.add(tag.id);
+  }
+  return { ok: true, value: [...ids] };
+}

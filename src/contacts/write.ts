@@ -1,0 +1,212 @@
+/**
+ * Adds and updates a list's subscribers, many at once, in one D1 batch (one transaction): the write path of
+ * AddSubscriberToList, AddOrUpdateSubscribers and the bulk import. Each contact gets its own result (added,
+ * updated, or rejected with a reason), so one bad contact never fails the others.
+ *
+ * Whole pages travel as one JSON parameter each (json_each): D1 binds at most 100 parameters per statement.
+ */
+import { sql } from "drizzle-orm";
+import { quote } from "../api/envelope";
+import type { SubscriberStatus } from "../db/shard_schema";
+import type { Shard } from "../shards/directory";
+import { allocateIds } from "../shards/ids";
+import { defaultOf, fieldLookup, loadAccountFields, resolveFieldValues, type StoredValue } from "./fields";
+import type { FieldValueInput, TagRef } from "./input";
+import { loadNamedTags, resolveTagIds } from "./tags";
+
+/** One contact as the methods parse it. */
+export interface ContactInput {
+  email: string;
+  status?: SubscriberStatus | undefined;
+  subscribeDate?: string | undefined;
+  fields: readonly FieldValueInput[];
+  tags: readonly TagRef[];
+}
+
+/**
+ * Why a contact was rejected: its data ("invalid": a bad value, an unknown field or tag, a required field
+ * missing), the list's state ("exists", "missing": per ifExists / ifMissing), or a concurrent write to the same
+ * subscriber ("raced": sending it again settles it).
+ */
+export type RejectionKind = "invalid" | "exists" | "missing" | "raced";
+
+export type ContactResult =
+  | { result: "added" | "updated"; subscriberid: number }
+  | { result: "rejected"; kind: RejectionKind; reason: string };
+
+export interface WriteOptions {
+  /** A contact already in the list is updated, or rejected. */
+  ifExists: "update" | "reject";
+  /** A contact not in the list is added, or rejected. */
+  ifMissing: "add" | "reject";
+  /** Paths in reasons start here: "contact.3" for a bulk call, "details" for a single one. */
+  pathOf: (index: number) => string;
+  /** The subscribe date of new contacts that give none (ISO, UTC seconds). */
+  now: string;
+}
+
+interface Resolved {
+  index: number;
+  email: string;
+  status: SubscriberStatus | null;
+  date: string | null;
+  fields: Record<string, StoredValue>;
+  tags: number[];
+  /** Later contacts of the same call with the same email, merged into this one. */
+  merged: number[];
+}
+
+const RACED = "was changed by another request at the same moment; send it again";
+
+/**
+ * Writes `contacts` into list `listId` of the account (the caller checked that the list is the account's) and
+ * returns each one's result, in order.
+ */
+export async function writeContacts(
+  env: Env,
+  shard: Shard,
+  accountId: number,
+  listId: number,
+  contacts: readonly ContactInput[],
+  options: WriteOptions,
+): Promise<ContactResult[]> {
+  const results: ContactResult[] = new Array(contacts.length);
+  const fields = fieldLookup(await loadAccountFields(shard.db, accountId));
+  const tags = await loadNamedTags(shard.db, accountId, contacts.flatMap((c) => c.tags));
+
+  // Resolve each contact; a later one with the same email is merged into the first (or rejected).
+  const byEmail = new Map<string, Resolved>();
+  for (const [index, contact] of contacts.entries()) {
+    const path = options.pathOf(index);
+    const values = resolveFieldValues(contact.fields, fields, `${path}.customfield`);
+    if (!values.ok) {
+      results[index] = { result: "rejected", kind: "invalid", reason: values.reason };
+      continue;
+    }
+    const tagIds = resolveTagIds(contact.tags, tags, `${path}.tag`);
+    if (!tagIds.ok) {
+      results[index] = { result: "rejected", kind: "invalid", reason: tagIds.reason };
+      continue;
+    }
+    const earlier = byEmail.get(contact.email);
+    if (earlier) {
+      if (options.ifExists === "reject") {
+        results[index] = { result: "rejected", kind: "exists", reason: `${path}.email: ${quote(contact.email)} is already ${options.pathOf(earlier.index)} of this call` };
+        continue;
+      }
+      earlier.status = contact.status ?? earlier.status;
+      earlier.date = contact.subscribeDate ?? earlier.date;
+      Object.assign(earlier.fields, values.value);
+      earlier.tags = [...new Set([...earlier.tags, ...tagIds.value])];
+      earlier.merged.push(index);
+      continue;
+    }
+    byEmail.set(contact.email, {
+      index,
+      email: contact.email,
+      status: contact.status ?? null,
+      date: contact.subscribeDate ?? null,
+      fields: values.value,
+      tags: tagIds.value,
+      merged: [],
+    });
+  }
+
+  const existing = new Map<string, number>();
+  if (byEmail.size > 0) {
+    const rows = await shard.db.all<{ id: number; email: string }>(sql`
+      SELECT id, email FROM subscribers
+      WHERE list_id = ${listId} AND email IN (SELECT value FROM json_each(${JSON.stringify([...byEmail.keys()])}))`);
+    for (const row of rows) existing.set(row.email, row.id);
+  }
+
+  const updates: Array<Resolved & { id: number }> = [];
+  const inserts: Array<Resolved & { id: number }> = [];
+  const reject = (contact: Resolved, kind: RejectionKind, reason: string) => {
+    for (const index of [contact.index, ...contact.merged]) results[index] = { result: "rejected", kind, reason };
+  };
+  for (const contact of byEmail.values()) {
+    const path = options.pathOf(contact.index);
+    const id = existing.get(contact.email);
+    if (id !== undefined) {
+      if (options.ifExists === "update") updates.push({ ...contact, id });
+      else reject(contact, "exists", `${path}.email: ${quote(contact.email)} is already in list ${listId} (subscriber id ${id})`);
+      continue;
+    }
+    if (options.ifMissing === "reject") {
+      reject(contact, "missing", `${path}.email: ${quote(contact.email)} is not in list ${listId}`);
+      continue;
+    }
+    // A new subscriber: its fields' defaults fill in what it lacks, and required fields must then have a value.
+    for (const field of fields.all) {
+      const key = String(field.id);
+      if (!(key in contact.fields) && field.defaultValue !== null) contact.fields[key] = defaultOf(field);
+    }
+    const missing = fields.all.find((field) => field.required && (contact.fields[String(field.id)] ?? null) === null);
+    if (missing) {
+      reject(contact, "invalid", `${path}.customfield: ${quote(missing.name)} is required`);
+      continue;
+    }
+    inserts.push({ ...contact, id: 0 });
+  }
+  if (updates.length + inserts.length === 0) return results;
+
+  if (inserts.length > 0) {
+    const first = await allocateIds(env.DB, "subscribers", inserts.length);
+    inserts.forEach((contact, i) => (contact.id = first + i));
+  }
+  const rowsOf = (list: Array<Resolved & { id: number }>) =>
+    JSON.stringify(list.map((c) => ({ id: c.id, email: c.email, status: c.status, date: c.date, fields: c.fields, tags: c.tags })));
+  const updateRows = rowsOf(updates);
+  const insertRows = rowsOf(inserts);
+  const { d1 } = shard;
+  const [updated, inserted] = await d1.batch<{ id: number }>([
+    // Fields are patched (a null value clears one); status and date change only when given.
+    d1
+      .prepare(
+        `UPDATE subscribers SET
+           status = coalesce(j.value ->> 'status', subscribers.status),
+           subscribe_date = coalesce(j.value ->> 'date', subscribers.subscribe_date),
+           custom_fields = json_patch(subscribers.custom_fields, j.value -> 'fields')
+         FROM json_each(?1) j
+         WHERE subscribers.id = j.value ->> 'id' AND subscribers.account_id = ?2 AND subscribers.list_id = ?3
+         RETURNING subscribers.id AS id`,
+      )
+      .bind(updateRows, accountId, listId),
+    // json_patch of {} drops the nulls a new subscriber was given: it has no value there.
+    d1
+      .prepare(
+        `INSERT INTO subscribers (id, account_id, list_id, email, status, subscribe_date, custom_fields)
+         SELECT j.value ->> 'id', ?2, ?3, j.value ->> 'email', coalesce(j.value ->> 'status', 'active'),
+                coalesce(j.value ->> 'date', ?4), json_patch('{}', j.value -> 'fields')
+         FROM json_each(?1) j WHERE true
+         ON CONFLICT (list_id, email) DO NOTHING
+         RETURNING id`,
+      )
+      .bind(insertRows, accountId, listId, options.now),
+    // Tags are added (never removed here); a subscriber that was not written gets none.
+    d1
+      .prepare(
+        `INSERT OR IGNORE INTO subscriber_tags (subscriber_id, tag_id)
+         SELECT s.id, t.value
+         FROM json_each(?1) j, json_each(j.value -> 'tags') t
+         JOIN subscribers s ON s.id = j.value ->> 'id' AND s.account_id = ?2`,
+      )
+      .bind(JSON.stringify([...updates, ...inserts].map((c) => ({ id: c.id, tags: c.tags }))), accountId),
+  ]);
+  const updatedIds = new Set(updated!.results.map((r) => Number(r.id)));
+  const insertedIds = new Set(inserted!.results.map((r) => Number(r.id)));
+  for (const contact of updates) {
+    if (!updatedIds.has(contact.id)) reject(contact, "raced", `${options.pathOf(contact.index)} ${RACED}`);
+    else for (const index of [contact.index, ...contact.merged]) results[index] = { result: "updated", subscriberid: contact.id };
+  }
+  for (const contact of inserts) {
+    if (!insertedIds.has(contact.id)) {
+      reject(contact, "raced", `${options.pathOf(contact.index)} ${RACED}`);
+      continue;
+    }
+    results[contact.index] = { result: "added", subscriberid: contact.id };
+    for (const index of contact.merged) results[index] = { result: "updated", subscriberid: contact.id };
+  }
+  return results;
+}
