@@ -113,11 +113,12 @@ export function segmentsOf(o: IdOffsets): Array<{ id: number; name: string; rule
   ];
   return segments.map((s, i) => ({ id: o.segments + i + 1, ...s }));
 }
-const SEGMENT_COUNT = segmentsOf({ lists: 0, custom_fields: 0, tags: 0, segments: 0, subscribers: 0 }).length;
+const SEGMENT_COUNT = segmentsOf({ lists: 0, custom_fields: 0, tags: 0, segments: 0, subscribers: 0, import_batches: 0 }).length;
 
 /** Rows per table of one account of n contacts. */
 export function rowsPerAccount(n: number): Record<AllocatedTable, number> {
-  return { lists: LISTS.length, custom_fields: FIELDS.length, tags: TAGS.length, segments: SEGMENT_COUNT, subscribers: n };
+  // The dataset is written directly, not imported: no import batches.
+  return { lists: LISTS.length, custom_fields: FIELDS.length, tags: TAGS.length, segments: SEGMENT_COUNT, subscribers: n, import_batches: 0 };
 }
 
 /** Account k's offsets: after the ids of accounts 0 … k-1, table by table. */

@@ -214,6 +214,7 @@ async function controlSql(shard: string): Promise<string> {
     tags: Math.max(...Object.keys(TAG_NAMES).map(Number)),
     subscribers: Math.max(...people.map((p) => p.id)),
     segments: Math.max(...SEGMENTS.map((s) => s.id)),
+    import_batches: 0,
   };
   const statements = [
     `INSERT INTO accounts (username, token_salt, token_hash, webhook_secret) VALUES (${[

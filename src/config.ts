@@ -76,6 +76,11 @@ const configSchema = z.object({
   // The most files a split export may have: each is listed, with its own signed link, in the notification (a
   // webhook body, an email) and the status call. An export that would need more fails, saying which limit to raise.
   EXPORT_MAX_FILES: z.coerce.number().int().min(1).max(10_000).default(1_000),
+  // How long an import's upload link lasts; an import whose file has not come by then fails (the sweeper).
+  IMPORT_UPLOAD_TTL_SECONDS: z.coerce.number().int().min(60).max(7 * 86_400).default(3_600),
+  // The largest file an import takes (R2's multipart limit is far above; the platform's request body limit,
+  // 100 MB on the Free and Pro plans, may be lower: send such files gzip-compressed).
+  IMPORT_MAX_BYTES: z.coerce.number().int().min(1).default(5 * 1024 * MiB),
   WEBHOOK_TIMEOUT_MS: z.coerce.number().int().positive().default(15_000),
   NOTIFY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(12),
   // The sweeper fails a job after its slices died this many times (each death is a lease that ran out).

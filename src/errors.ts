@@ -10,6 +10,8 @@ export const DOMAIN_ERROR_CODES = {
   QUERY_TOO_LARGE: { retryable: false },
   /** A stored checkpoint cannot be resumed (it is damaged). */
   CHECKPOINT_DAMAGED: { retryable: false },
+  /** An import's file cannot be imported at all (its CSV header names no email column, or unknown fields). */
+  IMPORT_INVALID: { retryable: false },
   /** A split export would need more files than one export may have (MAX_FILES_PER_EXPORT). */
   EXPORT_TOO_MANY_FILES: { retryable: false },
   /**

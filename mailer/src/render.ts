@@ -23,6 +23,25 @@ export type ExportEmail =
       to: string;
       jobId: string;
       reason: string;
+    }
+  | {
+      kind: "import_completed";
+      to: string;
+      jobId: string;
+      listId: string;
+      rows: number;
+      added: number;
+      updated: number;
+      rejected: number;
+      /** The rejects file, when a row was rejected. */
+      rejectsUrl: string | null;
+      expiresAt: string | null;
+    }
+  | {
+      kind: "import_failed";
+      to: string;
+      jobId: string;
+      reason: string;
     };
 
 export interface RenderedEmail {
@@ -75,6 +94,36 @@ export function renderExportEmail(email: ExportEmail): RenderedEmail {
           : `<p><a href="${escapeHtml(email.files[0]?.url ?? "")}">Download the file</a></p>`,
         `<p>The link${split ? "s expire" : " expires"} on ${escapeHtml(expiry)}.</p>`,
       ].join("\n"),
+    };
+  }
+  if (email.kind === "import_completed") {
+    const n = (value: number) => value.toLocaleString("en-US");
+    const summary = `${n(email.added)} added, ${n(email.updated)} updated, ${n(email.rejected)} rejected`;
+    const rejects =
+      email.rejectsUrl === null
+        ? { text: [], html: [] }
+        : {
+            text: ["", `The rejected rows, each with its reason: ${email.rejectsUrl}`, `The link expires on ${formatExpiry(email.expiresAt!)}.`],
+            html: [
+              `<p><a href="${escapeHtml(email.rejectsUrl)}">The rejected rows, each with its reason</a></p>`,
+              `<p>The link expires on ${escapeHtml(formatExpiry(email.expiresAt!))}.</p>`,
+            ],
+          };
+    return {
+      subject: `Your import is done (${summary})`,
+      text: [`Your import ${email.jobId} into list ${email.listId} is done.`, "", `Rows read: ${email.rows}`, `Added: ${email.added}`, `Updated: ${email.updated}`, `Rejected: ${email.rejected}`, ...rejects.text].join("\n"),
+      html: [
+        `<p>Your import <code>${escapeHtml(email.jobId)}</code> into list ${escapeHtml(email.listId)} is done.</p>`,
+        `<p>Rows read: <strong>${email.rows}</strong><br>Added: ${email.added}<br>Updated: ${email.updated}<br>Rejected: ${email.rejected}</p>`,
+        ...rejects.html,
+      ].join("\n"),
+    };
+  }
+  if (email.kind === "import_failed") {
+    return {
+      subject: "Your import failed",
+      text: [`Your import ${email.jobId} failed.`, "", `Reason: ${email.reason}`].join("\n"),
+      html: [`<p>Your import <code>${escapeHtml(email.jobId)}</code> failed.</p>`, `<p>Reason: ${escapeHtml(email.reason)}</p>`].join("\n"),
     };
   }
   if (email.kind === "canceled") {

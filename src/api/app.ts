@@ -4,6 +4,7 @@ import { HTTPException } from "hono/http-exception";
 import { drizzle } from "drizzle-orm/d1";
 import { loadConfig } from "../config";
 import { downloadRoute } from "../download/route";
+import { importRoutes } from "../import/routes";
 import { METHODS } from "../methods";
 import { authenticate } from "./auth";
 import { findMethod } from "./dispatch";
@@ -72,6 +73,7 @@ export function createApp() {
   });
 
   app.route("/", downloadRoute);
+  app.route("/", importRoutes);
 
   // The API reference: the OpenAPI 3.1 document made from the methods' schemas, and a page that renders it.
   app.get("/openapi.json", (c) => c.json(openApiDocument(METHODS, loadConfig(c.env).PUBLIC_BASE_URL)));

@@ -101,7 +101,32 @@ const WEBHOOK_EVENTS = {
   ),
   "segment_export.failed": event("segment_export.failed", "ERROR", { errormessage: { type: "string" } }, ["errormessage"]),
   "segment_export.canceled": event("segment_export.canceled", "CANCELED", { count: { type: "integer" } }, ["count"]),
+  "subscriber_import.completed": importEvent("subscriber_import.completed", "SUCCESS", {
+    rows: { type: "integer", description: "Source rows read (a CSV header not counted)" },
+    added: { type: "integer" },
+    updated: { type: "integer" },
+    rejected: { type: "integer" },
+    rejects_url: { type: "string", format: "uri", description: "The rejects file (row, email, reason), when a row was rejected" },
+    expires_at: { type: "string", format: "date-time" },
+  }, ["rows", "added", "updated", "rejected"]),
+  "subscriber_import.failed": importEvent("subscriber_import.failed", "ERROR", { errormessage: { type: "string" } }, ["errormessage"]),
 };
+
+function importEvent(type: string, status: string, data: Record<string, object>, required: string[]) {
+  return {
+    type: "object",
+    required: ["type", "timestamp", "data"],
+    properties: {
+      type: { const: type },
+      timestamp: { type: "string", format: "date-time" },
+      data: {
+        type: "object",
+        required: ["jobid", "status", "listid", ...required],
+        properties: { jobid: { type: "string" }, status: { const: status }, listid: { type: "string" }, ...data },
+      },
+    },
+  };
+}
 
 export function openApiDocument(methods: readonly ApiMethod[], serverUrl: string) {
   const schemas: Record<string, object> = {
@@ -189,6 +214,45 @@ export function openApiDocument(methods: readonly ApiMethod[], serverUrl: string
       "/exports/{jobid}/{file}": {
         get: downloadOperation("get", true),
         head: downloadOperation("head", true),
+      },
+      "/imports/{jobid}": {
+        put: {
+          operationId: "uploadImportFile",
+          summary: "Uploads the file of an import (the upload link ImportSubscribersAsync answered); the import is then queued",
+          parameters: [
+            { name: "jobid", in: "path", required: true, schema: { type: "string" } },
+            ...["expires", "kid", "signature"].map((name) => ({ name, in: "query", required: true, schema: { type: "string" } })),
+          ],
+          requestBody: {
+            required: true,
+            description: "The file's bytes: CSV or NDJSON as the import asked, gzip-compressed if it said so",
+            content: { "application/octet-stream": { schema: { type: "string", format: "binary" } } },
+          },
+          responses: {
+            "200": { description: "Stored; the import is queued", content: jsonContent({ $ref: "#/components/schemas/SuccessEnvelope" }) },
+            "400": { description: "An empty file", content: jsonContent({ $ref: "#/components/schemas/ErrorEnvelope" }) },
+            "403": { description: "A forged, malformed or expired link", content: jsonContent({ $ref: "#/components/schemas/ErrorEnvelope" }) },
+            "409": { description: "Uploaded already, or an upload is under way", content: jsonContent({ $ref: "#/components/schemas/ErrorEnvelope" }) },
+            "410": { description: "The import has ended (its link expired unused)", content: jsonContent({ $ref: "#/components/schemas/ErrorEnvelope" }) },
+            "413": { description: "Larger than IMPORT_MAX_BYTES", content: jsonContent({ $ref: "#/components/schemas/ErrorEnvelope" }) },
+          },
+        },
+      },
+      "/imports/{jobid}/rejects": {
+        get: {
+          operationId: "downloadImportRejects",
+          summary: "Downloads an import's rejects file (CSV: row, email, reason) with its signed link",
+          parameters: [
+            { name: "jobid", in: "path", required: true, schema: { type: "string" } },
+            ...["expires", "kid", "signature"].map((name) => ({ name, in: "query", required: true, schema: { type: "string" } })),
+          ],
+          responses: {
+            "200": { description: "The rejects file, text/csv" },
+            "403": { description: "A forged, malformed or expired link", content: jsonContent({ $ref: "#/components/schemas/ErrorEnvelope" }) },
+            "404": { description: "No such import, or no row was rejected", content: jsonContent({ $ref: "#/components/schemas/ErrorEnvelope" }) },
+            "410": { description: "Deleted at the end of its retention", content: jsonContent({ $ref: "#/components/schemas/ErrorEnvelope" }) },
+          },
+        },
       },
     },
     webhooks: Object.fromEntries(

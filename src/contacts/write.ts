@@ -43,6 +43,11 @@ export interface WriteOptions {
   pathOf: (index: number) => string;
   /** The subscribe date of new contacts that give none (ISO, UTC seconds). */
   now: string;
+  /**
+   * An import's batch: its outcomes are recorded in the import_batches ledger in the same transaction as the
+   * writes, so that a retried batch takes them from there (recordedOutcomes) instead of writing again.
+   */
+  ledger?: { jobId: string; firstRow: number };
 }
 
 interface Resolved {
@@ -155,6 +160,7 @@ export async function writeContacts(
     const first = await allocateIds(env.DB, "subscribers", inserts.length);
     inserts.forEach((contact, i) => (contact.id = first + i));
   }
+  const ledger = options.ledger ? await ledgerStatement(env, shard, accountId, options.ledger, contacts.length, results, updates, inserts) : null;
   const rowsOf = (list: Array<Resolved & { id: number }>) =>
     JSON.stringify(list.map((c) => ({ id: c.id, email: c.email, status: c.status, date: c.date, fields: c.fields, tags: c.tags })));
   const updateRows = rowsOf(updates);
@@ -193,6 +199,7 @@ export async function writeContacts(
          JOIN subscribers s ON s.id = j.value ->> 'id' AND s.account_id = ?2`,
       )
       .bind(JSON.stringify([...updates, ...inserts].map((c) => ({ id: c.id, tags: c.tags }))), accountId),
+    ...(ledger ? [ledger] : []),
   ]);
   const updatedIds = new Set(updated!.results.map((r) => Number(r.id)));
   const insertedIds = new Set(inserted!.results.map((r) => Number(r.id)));
@@ -209,4 +216,76 @@ export async function writeContacts(
     for (const index of contact.merged) results[index] = { result: "updated", subscriberid: contact.id };
   }
   return results;
+}
+
+/** One contact's outcome as the ledger keeps it. */
+interface LedgerOutcome {
+  i: number;
+  r: "added" | "updated" | "rejected";
+  id: number | null;
+  kind: RejectionKind | null;
+  reason: string | null;
+}
+
+/**
+ * The statement that records a batch's outcomes in the ledger, last in its transaction. What became of each
+ * planned write is read from the database as the transaction leaves it: a planned row that exists was written
+ * (an insert's id is new and unique; an update ran on a row that, inside the transaction, still exists);
+ * one that does not was taken by a concurrent request. The ledger's unique key refuses a second record of the
+ * batch, which rolls the whole second attempt back.
+ */
+async function ledgerStatement(
+  env: Env,
+  shard: Shard,
+  accountId: number,
+  ledger: { jobId: string; firstRow: number },
+  count: number,
+  results: ContactResult[],
+  updates: ReadonlyArray<Resolved & { id: number }>,
+  inserts: ReadonlyArray<Resolved & { id: number }>,
+): Promise<D1PreparedStatement> {
+  const plan: Array<{ i: number; plan: "rejected" | "added" | "updated"; id?: number; kind?: RejectionKind; reason?: string }> = [];
+  for (let i = 0; i < count; i++) {
+    const known = results[i];
+    if (known?.result === "rejected") plan.push({ i, plan: "rejected", kind: known.kind, reason: known.reason });
+  }
+  for (const contact of inserts) {
+    plan.push({ i: contact.index, plan: "added", id: contact.id });
+    for (const index of contact.merged) plan.push({ i: index, plan: "updated", id: contact.id });
+  }
+  for (const contact of updates) for (const index of [contact.index, ...contact.merged]) plan.push({ i: index, plan: "updated", id: contact.id });
+  const id = await allocateIds(env.DB, "import_batches", 1);
+  return shard.d1
+    .prepare(
+      `INSERT INTO import_batches (id, account_id, job_id, first_row, outcomes)
+       SELECT ?1, ?2, ?3, ?4, json_group_array(json_object(
+         'i', p.value ->> 'i',
+         'r', CASE WHEN p.value ->> 'plan' = 'rejected' OR s.id IS NULL THEN 'rejected' ELSE p.value ->> 'plan' END,
+         'id', s.id,
+         'kind', CASE WHEN p.value ->> 'plan' = 'rejected' THEN p.value ->> 'kind' WHEN s.id IS NULL THEN 'raced' END,
+         'reason', CASE WHEN p.value ->> 'plan' = 'rejected' THEN p.value ->> 'reason' WHEN s.id IS NULL THEN ?6 END))
+       FROM json_each(?5) p LEFT JOIN subscribers s ON s.id = p.value ->> 'id' AND s.account_id = ?2`,
+    )
+    .bind(id, accountId, ledger.jobId, ledger.firstRow, JSON.stringify(plan), `row ${RACED}`);
+}
+
+/** A batch's outcomes as the ledger recorded them, in order; null if the batch was never written. */
+export async function recordedOutcomes(shard: Shard, jobId: string, firstRow: number, count: number): Promise<ContactResult[] | null> {
+  const row = await shard.d1
+    .prepare(`SELECT outcomes FROM import_batches WHERE job_id = ?1 AND first_row = ?2`)
+    .bind(jobId, firstRow)
+    .first<{ outcomes: string }>();
+  if (!row) return null;
+  const outcomes = JSON.parse(row.outcomes) as LedgerOutcome[];
+  const results: ContactResult[] = new Array(count);
+  for (const o of outcomes) {
+    results[Number(o.i)] =
+      o.r === "rejected" ? { result: "rejected", kind: o.kind ?? "invalid", reason: o.reason ?? "rejected" } : { result: o.r, subscriberid: Number(o.id) };
+  }
+  return results;
+}
+
+/** Forgets a finished import's ledger (best effort: it only ever answers for that import's own batches). */
+export async function forgetLedger(shard: Shard, jobId: string): Promise<void> {
+  await shard.d1.prepare(`DELETE FROM import_batches WHERE job_id = ?1`).bind(jobId).run();
 }

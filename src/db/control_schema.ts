@@ -9,11 +9,21 @@ import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "driz
 export const EXPORT_FORMATS = ["json", "csv", "ndjson"] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
-/** "expired": it was complete, and its file was deleted at the end of its retention. */
-export const JOB_STATES = ["queued", "running", "complete", "failed", "canceled", "expired"] as const;
+/**
+ * "awaiting_upload": an import whose file the client has yet to upload (to its signed upload link).
+ * "expired": it was complete, and its file was deleted at the end of its retention.
+ */
+export const JOB_STATES = ["awaiting_upload", "queued", "running", "complete", "failed", "canceled", "expired"] as const;
 export type JobState = (typeof JOB_STATES)[number];
 /** The states a job ends in; its notification is due once it is in one. */
 export const FINISHED_JOB_STATES = ["complete", "failed", "canceled", "expired"] as const satisfies readonly JobState[];
+
+/**
+ * What a background job does: an export (a segment's subscribers into a file) or an import (a file's contacts
+ * into a list). Both run through the same queue, leases, checkpoints, sweeper and notifications.
+ */
+export const JOB_KINDS = ["export", "import"] as const;
+export type JobKind = (typeof JOB_KINDS)[number];
 
 export const NOTIFY_TYPES = ["email", "webhook"] as const;
 export type NotifyType = (typeof NOTIFY_TYPES)[number];
@@ -91,6 +101,7 @@ export const exportJobs = sqliteTable(
   "export_jobs",
   {
     id: text("id").primaryKey(),
+    kind: text("kind", { enum: JOB_KINDS }).notNull().default("export"),
     accountId: integer("account_id")
       .notNull()
       .references(() => accounts.id),
@@ -138,6 +149,16 @@ export const exportJobs = sqliteTable(
     fileRows: integer("file_rows").notNull().default(0),
     /** Uncompressed bytes of the file being written, as of the checkpoint: what max_file_size limits. */
     fileTextBytes: integer("file_text_bytes").notNull().default(0),
+    /**
+     * An import's outcome so far, as of the checkpoint: contacts added, updated and rejected (the rejected ones
+     * are in its rejects file, the job's object). Its cursor is the byte offset in the uncompressed source
+     * after the last row done, and processed_count the rows done.
+     */
+    rowsAdded: integer("rows_added").notNull().default(0),
+    rowsUpdated: integer("rows_updated").notNull().default(0),
+    rowsRejected: integer("rows_rejected").notNull().default(0),
+    /** An import's source file size in bytes, once uploaded. */
+    sourceBytes: integer("source_bytes"),
     /** Bumped by every checkpoint and every lease; a write that names an old version is refused. */
     version: integer("version").notNull().default(0),
     leaseExpiresAt: integer("lease_expires_at").notNull().default(0),

@@ -22,7 +22,7 @@ const createdAt = () =>
     .default(sql`(strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))`);
 
 /** The tables whose ids the allocator hands out, by table name. */
-export const ALLOCATED_TABLES = ["lists", "subscribers", "custom_fields", "tags", "segments"] as const;
+export const ALLOCATED_TABLES = ["lists", "subscribers", "custom_fields", "tags", "segments", "import_batches"] as const;
 export type AllocatedTable = (typeof ALLOCATED_TABLES)[number];
 
 export const lists = sqliteTable(
@@ -130,3 +130,24 @@ export const segments = sqliteTable(
 );
 
 export type Segment = typeof segments.$inferSelect;
+
+/**
+ * The ledger of a bulk import: one row per batch of rows written, in the same D1 transaction as the batch, with
+ * each row's outcome. A slice that dies after writing a batch but before its checkpoint (in the control
+ * database: no transaction spans both) leaves the batch here; the resumed slice takes the outcomes from the
+ * ledger instead of writing the rows again, so every row is counted once and rightly. Deleted when the import
+ * finishes. Moves with the account (src/shards/moved_tables.ts).
+ */
+export const importBatches = sqliteTable(
+  "import_batches",
+  {
+    id: integer("id").primaryKey(),
+    accountId: integer("account_id").notNull(),
+    jobId: text("job_id").notNull(),
+    /** The source row number (1-based, the header not counted) of the batch's first row. */
+    firstRow: integer("first_row").notNull(),
+    /** [{r: added|updated|rejected, id?, reason?}] in row order. */
+    outcomes: text("outcomes").notNull(),
+  },
+  (t) => [uniqueIndex("import_batches_job_row_idx").on(t.jobId, t.firstRow), index("import_batches_account_idx").on(t.accountId)],
+);

@@ -38,6 +38,7 @@ async function serveExportFile(c: Context<HonoEnv>, jobId: string, fileIndex: nu
   const db = drizzle(c.env.DB);
   const job = await db
     .select({
+      kind: exportJobs.kind,
       objectKey: exportJobs.objectKey,
       spec: exportJobs.spec,
       state: exportJobs.state,
@@ -50,7 +51,7 @@ async function serveExportFile(c: Context<HonoEnv>, jobId: string, fileIndex: nu
   if (job?.state === "expired" || (job?.state === "complete" && retentionEnd(job, config) <= Date.now())) {
     throw new ApiError("GONE", `The file of export ${jobId} was deleted at the end of its retention (${config.EXPORT_RETENTION_DAYS} days)`);
   }
-  if (job?.state !== "complete") throw new ApiError("NOT_FOUND", `Export ${jobId} has no file`);
+  if (job?.state !== "complete" || job.kind !== "export") throw new ApiError("NOT_FOUND", `Export ${jobId} has no file`);
   const spec = job.spec as ExportSpec;
   const kind = fileKindOf(spec);
 
@@ -68,14 +69,30 @@ async function serveExportFile(c: Context<HonoEnv>, jobId: string, fileIndex: nu
     objectKey = file.objectKey;
   }
 
+  return serveStoredObject(c, objectKey, {
+    contentType: contentType(kind),
+    fileName: exportFileName(jobId, kind, fileIndex),
+    gone: `The file of export ${jobId} is no longer stored`,
+  });
+}
+
+/**
+ * Serves a stored object as a download (GET or HEAD): one byte range (206, 416), ETag with If-None-Match (304)
+ * and If-Range, and the stored bytes as they are. The caller has checked the link and the job.
+ */
+export async function serveStoredObject(
+  c: Context<HonoEnv>,
+  objectKey: string,
+  file: { contentType: string; fileName: string; gone: string },
+): Promise<Response> {
   const stored = await c.env.EXPORTS.head(objectKey);
-  if (!stored) throw new ApiError("NOT_FOUND", `The file of export ${jobId} is no longer stored`);
+  if (!stored) throw new ApiError("NOT_FOUND", file.gone);
 
   const headers = new Headers({
-    "Content-Type": contentType(kind),
+    "Content-Type": file.contentType,
     // Send the stored bytes as they are: no on-the-fly compression, so lengths and ranges stay exact.
     "Content-Encoding": "identity",
-    "Content-Disposition": `attachment; filename="${exportFileName(jobId, kind, fileIndex)}"`,
+    "Content-Disposition": `attachment; filename="${file.fileName}"`,
     ETag: stored.httpEtag,
     "Accept-Ranges": "bytes",
     "Cache-Control": "private, no-store",
@@ -100,6 +117,6 @@ async function serveExportFile(c: Context<HonoEnv>, jobId: string, fileIndex: nu
     ...(range.kind === "partial" ? { range: { offset, length } } : {}),
     onlyIf: { etagMatches: stored.etag },
   });
-  if (!object || !("body" in object)) throw new ApiError("NOT_FOUND", `The file of export ${jobId} is no longer stored`);
+  if (!object || !("body" in object)) throw new ApiError("NOT_FOUND", file.gone);
   return new Response(object.body, { status, headers });
 }

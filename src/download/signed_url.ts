@@ -75,20 +75,32 @@ export interface SignedLink {
  * Signs the link of a job's file with `key` (file `fileIndex` of a split export; the one file when undefined);
  * the expiry is truncated to whole seconds.
  */
-export async function signDownloadLink(
-  baseUrl: string,
-  jobId: string,
-  expiresAt: Date,
-  key: SigningKey,
-  fileIndex?: number,
-): Promise<SignedLink> {
+export function signDownloadLink(baseUrl: string, jobId: string, expiresAt: Date, key: SigningKey, fileIndex?: number): Promise<SignedLink> {
+  const path = `/exports/${encodeURIComponent(jobId)}${fileIndex === undefined ? "" : `/${fileIndex}`}`;
+  return signLink(baseUrl, path, linkResource(jobId, fileIndex), expiresAt, key);
+}
+
+/**
+ * Import links: the upload link of an import's file (PUT /imports/<jobid>, signed over "upload:<jobid>") and
+ * the download link of its rejects file (GET /imports/<jobid>/rejects, over "rejects:<jobid>"). The prefixes
+ * keep each link to its one use: no download link can be presented as an upload link, or the other way round.
+ */
+export const uploadResource = (jobId: string) => `upload:${jobId}`;
+export const rejectsResource = (jobId: string) => `rejects:${jobId}`;
+
+export const signUploadLink = (baseUrl: string, jobId: string, expiresAt: Date, key: SigningKey) =>
+  signLink(baseUrl, `/imports/${encodeURIComponent(jobId)}`, uploadResource(jobId), expiresAt, key);
+
+export const signRejectsLink = (baseUrl: string, jobId: string, expiresAt: Date, key: SigningKey) =>
+  signLink(baseUrl, `/imports/${encodeURIComponent(jobId)}/rejects`, rejectsResource(jobId), expiresAt, key);
+
+async function signLink(baseUrl: string, path: string, resource: string, expiresAt: Date, key: SigningKey): Promise<SignedLink> {
   const seconds = Math.floor(expiresAt.getTime() / 1000);
   if (!KEY_ID.test(key.id)) throw new Error(`Download key id "${key.id}" is not 1-32 letters, digits, _ or -`);
   if (!EXPIRES.test(String(seconds))) throw new Error(`Download link expiry ${expiresAt.toISOString()} is out of range`);
   const expires = String(seconds);
-  const resource = linkResource(jobId, fileIndex);
   const signature = toHex(await crypto.subtle.sign("HMAC", await hmacKey(key.secret), payload(resource, expires, key.id)));
-  const url = new URL(`/exports/${encodeURIComponent(jobId)}${fileIndex === undefined ? "" : `/${fileIndex}`}`, baseUrl);
+  const url = new URL(path, baseUrl);
   url.search = `?expires=${expires}&kid=${key.id}&signature=${signature}`;
   return { url: url.toString(), expiresAt: new Date(seconds * 1000) };
 }

@@ -1,25 +1,30 @@
 import { lte } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
-import { idempotencyKeys, type JobState, type NotifyType } from "../db/control_schema";
+import { idempotencyKeys, type ExportFormat, type JobKind, type JobState, type NotifyType } from "../db/control_schema";
+import type { ImportSpec } from "../import/spec";
 import type { ExportSpec } from "./spec";
 
 /** How long an idempotency key keeps returning its job. After that the same key starts a new export. */
 export const IDEMPOTENCY_KEY_TTL_MS = 24 * 3600 * 1000;
 
-/** A new export job, as the API wants it written. */
+/** A new job (an export, or an import), as the API wants it written. */
 export interface NewJob {
   id: string;
+  kind: JobKind;
+  /** "queued", or "awaiting_upload" for an import whose file is still to come. */
+  state: "queued" | "awaiting_upload";
   accountId: number;
   /** The account's shard now; each slice checks it against the directory again (src/export/checkpoint.ts). */
   shard: string;
-  spec: ExportSpec;
+  spec: ExportSpec | ImportSpec;
+  format: ExportFormat;
   notifyType: NotifyType;
   notifyTarget: string;
   objectKey: string;
   /** SHA-256 of the canonical request (src/export/request_hash.ts). */
   requestHash: string;
   idempotencyKey: string | undefined;
-  /** Active (queued plus running) exports the account may have at once. */
+  /** Active jobs (waiting for an upload, queued or running; exports and imports) the account may have at once. */
   maxActive: number;
   /** ms since the epoch. */
   now: number;
@@ -35,11 +40,11 @@ export type Admission =
   /** The account has `active` exports queued or running, at or over the cap. Nothing was written. */
   | { kind: "at_capacity"; active: number };
 
-const ACTIVE = `state IN ('queued', 'running')`;
+const ACTIVE = `state IN ('awaiting_upload', 'queued', 'running')`;
 
 // Numbered parameters, shared by the statements of the batch below.
 // ?1 account  ?2 request hash  ?3 idempotency key (NULL: none)  ?4 key cutoff (ms)  ?5 now (ms)  ?6 cap
-// ?7 job id  ?8 spec  ?9 format  ?10 notify type  ?11 notify target  ?12 object key  ?13 shard
+// ?7 job id  ?8 spec  ?9 format  ?10 notify type  ?11 notify target  ?12 object key  ?13 shard  ?14 kind  ?15 state
 const INSPECT = `
 SELECT
   (SELECT count(*) FROM export_jobs WHERE account_id = ?1 AND ${ACTIVE}) AS active,
@@ -54,8 +59,8 @@ LEFT JOIN export_jobs AS kj ON kj.id = k.job_id`;
 // for the same request, and fewer active jobs than the cap. D1 runs one statement (and one batch) at a time,
 // so no other request can slip in between the check and the write.
 const INSERT_JOB = `
-INSERT INTO export_jobs (id, account_id, spec, format, notify_type, notify_target, object_key, request_hash, drive, due_at, shard)
-SELECT ?7, ?1, ?8, ?9, ?10, ?11, ?12, ?2, 0, ?5, ?13
+INSERT INTO export_jobs (id, account_id, spec, format, notify_type, notify_target, object_key, request_hash, drive, due_at, shard, kind, state)
+SELECT ?7, ?1, ?8, ?9, ?10, ?11, ?12, ?2, 0, ?5, ?13, ?14, ?15
 WHERE NOT EXISTS (SELECT 1 FROM idempotency_keys WHERE account_id = ?1 AND key = ?3 AND created_at > ?4)
   AND NOT EXISTS (SELECT 1 FROM export_jobs WHERE account_id = ?1 AND ${ACTIVE} AND request_hash = ?2)
   AND (SELECT count(*) FROM export_jobs WHERE account_id = ?1 AND ${ACTIVE}) < ?6`;
@@ -91,7 +96,7 @@ interface Inspection {
  * job for the same request (dedupe comes before the cap: an identical request at the cap gets its job back);
  * then the cap.
  */
-export async function admitExport(d1: D1Database, job: NewJob): Promise<Admission> {
+export async function admitJob(d1: D1Database, job: NewJob): Promise<Admission> {
   const key = job.idempotencyKey ?? null;
   const params = [
     job.accountId,
@@ -102,11 +107,13 @@ export async function admitExport(d1: D1Database, job: NewJob): Promise<Admissio
     job.maxActive,
     job.id,
     JSON.stringify(job.spec),
-    job.spec.format,
+    job.format,
     job.notifyType,
     job.notifyTarget,
     job.objectKey,
     job.shard,
+    job.kind,
+    job.state,
   ];
   // Each statement is bound with parameters 1..N, N its highest ?N (SQLite counts parameters that way).
   const statement = (sql: string) => d1.prepare(sql).bind(...params.slice(0, highestParameter(sql)));
@@ -123,7 +130,7 @@ export async function admitExport(d1: D1Database, job: NewJob): Promise<Admissio
   if (seen.dup_id !== null) return { kind: "existing", jobId: seen.dup_id, state: seen.dup_state!, via: "identical_request" };
   if (inserted) return { kind: "created", jobId: job.id };
   if (seen.active >= job.maxActive) return { kind: "at_capacity", active: seen.active };
-  throw new Error(`admitExport: the insert of job ${job.id} did not happen, and nothing explains why`);
+  throw new Error(`admitJob: the insert of job ${job.id} did not happen, and nothing explains why`);
 }
 
 /** SQLite wants exactly as many bound values as the highest ?N in the statement. */

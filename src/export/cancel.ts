@@ -26,13 +26,15 @@ export async function cancelExport(env: Env, db: DrizzleD1Database, accountId: n
       carryBytes: 0,
       notifyDueAt: now,
     })
-    .where(and(eq(exportJobs.id, jobId), eq(exportJobs.accountId, accountId), inArray(exportJobs.state, ["queued", "running"])))
+    .where(
+      and(eq(exportJobs.id, jobId), eq(exportJobs.accountId, accountId), eq(exportJobs.kind, "export"), inArray(exportJobs.state, ["queued", "running"])),
+    )
     .returning();
   if (!job) {
     const current = await db
       .select()
       .from(exportJobs)
-      .where(and(eq(exportJobs.id, jobId), eq(exportJobs.accountId, accountId)))
+      .where(and(eq(exportJobs.id, jobId), eq(exportJobs.accountId, accountId), eq(exportJobs.kind, "export")))
       .get();
     return current ? { kind: "finished", job: current } : { kind: "missing" };
   }

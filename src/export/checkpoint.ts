@@ -31,7 +31,8 @@ export async function claimJob(db: DrizzleD1Database, jobId: string, drive: numb
   // (Every expression of an UPDATE sees the row as it was, so `moved` is decided on the old shard.) A job whose
   // rows are all read (finalizing) has nothing left to read and goes on.
   const directoryShard = sql`(SELECT d.shard FROM account_directory d WHERE d.account_id = ${exportJobs.accountId})`;
-  const moved = sql`(${exportJobs.shard} IS NOT coalesce(${directoryShard}, ${exportJobs.shard}) AND ${exportJobs.finalizing} = 0)`;
+  // An import does not start over: it writes wherever the directory says, and its ledger moved with the account.
+  const moved = sql`(${exportJobs.shard} IS NOT coalesce(${directoryShard}, ${exportJobs.shard}) AND ${exportJobs.finalizing} = 0 AND ${exportJobs.kind} = 'export')`;
   const restartIfMoved = <T>(column: unknown, initial: T) => sql`CASE WHEN ${moved} THEN ${initial} ELSE ${column} END`;
   const [job] = await db
     .update(exportJobs)
@@ -119,6 +120,15 @@ export interface Checkpoint {
   /** Rows and uncompressed bytes of the file being written. */
   fileRows: number;
   fileTextBytes: number;
+  /** An import's outcome so far (exports have none). */
+  rows?: ImportCounts;
+}
+
+/** What an import has done with its rows so far. */
+export interface ImportCounts {
+  added: number;
+  updated: number;
+  rejected: number;
 }
 
 export class LeaseLostError extends Error {
@@ -152,7 +162,9 @@ export async function saveCheckpoint(
     d1
       .prepare(
         `UPDATE export_jobs SET cursor = ?, processed_count = ?, cursor_count = ?, bytes_written = ?, upload_id = ?, parts = ?,
-           carry_bytes = ?, finalizing = ?, file_rows = ?, file_text_bytes = ?, version = ?, lease_expires_at = ?,
+           carry_bytes = ?, finalizing = ?, file_rows = ?, file_text_bytes = ?,
+           rows_added = coalesce(?, rows_added), rows_updated = coalesce(?, rows_updated), rows_rejected = coalesce(?, rows_rejected),
+           version = ?, lease_expires_at = ?,
            drive = drive + ?, due_at = CASE WHEN ? THEN ? ELSE due_at END, slice_failures = 0
          WHERE id = ? AND version = ?`,
       )
@@ -167,6 +179,9 @@ export async function saveCheckpoint(
         checkpoint.finalizing ? 1 : 0,
         checkpoint.fileRows,
         checkpoint.fileTextBytes,
+        checkpoint.rows?.added ?? null,
+        checkpoint.rows?.updated ?? null,
+        checkpoint.rows?.rejected ?? null,
         next,
         handover ? 0 : release.leaseUntil,
         handover ? 1 : 0,
@@ -266,12 +281,13 @@ export async function completeJob(
   db: DrizzleD1Database,
   jobId: string,
   leasedVersion: number,
-  result: { processedCount: number; bytesWritten: number; completedAt: Date; linkExpiresAt: Date; retainedUntil: Date },
+  result: { processedCount: number; bytesWritten: number; completedAt: Date; linkExpiresAt: Date; retainedUntil: Date; rows?: ImportCounts },
 ): Promise<ExportJob> {
   const [job] = await db
     .update(exportJobs)
     .set({
       state: "complete",
+      ...(result.rows ? { rowsAdded: result.rows.added, rowsUpdated: result.rows.updated, rowsRejected: result.rows.rejected } : {}),
       processedCount: result.processedCount,
       totalCount: result.processedCount,
       bytesWritten: result.bytesWritten,

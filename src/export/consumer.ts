@@ -78,7 +78,11 @@ export async function handleExportMessage(message: ExportMessage, deps: Consumer
  */
 async function sliceFailed(deps: ConsumerDeps, jobId: string, error: unknown): Promise<QueueAction> {
   const reference = crypto.randomUUID();
-  if (error instanceof DomainError && error.operator) return waitForOperator(deps, jobId, error, reference);
+  if (error instanceof DomainError && error.operator) return waitWithoutFailing(deps, jobId, error, reference, OPERATOR_RETRY_SECONDS);
+  // A passing condition (an import's account being moved: its writes are paused): wait it out, not a failure.
+  if (error instanceof DomainError && error.retryAfterSeconds !== undefined) {
+    return waitWithoutFailing(deps, jobId, error, reference, error.retryAfterSeconds);
+  }
   const permanent = isPermanent(error);
   const failures = await recordSliceFailure(deps.db, jobId);
   console.error(`job ${jobId}: slice failed (${permanent ? "permanent" : `failure ${failures}`}, reference ${reference}): ${describeForLog(error)}`);
@@ -90,8 +94,9 @@ async function sliceFailed(deps: ConsumerDeps, jobId: string, error: unknown): P
     await markRetryDue(deps.db, jobId, deps.now() + delaySeconds * 1000);
     return { action: "retry", delaySeconds };
   }
+  const job = await deps.db.select({ kind: exportJobs.kind }).from(exportJobs).where(eq(exportJobs.id, jobId)).get();
   const reason = permanent
-    ? `The export cannot run: ${(error as Error).message}`
+    ? `The ${job?.kind ?? "export"} cannot run: ${(error as Error).message}`
     : `The export failed after ${failures} attempts (internal error, reference ${reference})`;
   const failed = await abandonJob(deps, jobId, reason);
   return failed ? notifyJob(deps, failed) : ACK;
@@ -106,12 +111,19 @@ export const OPERATOR_RETRY_SECONDS = 300;
  * OPERATOR_RETRY_SECONDS until the configuration is repaired, as a fresh message (a retried one would reach
  * the queue's max_retries and be dead-lettered). The log says what to fix.
  */
-async function waitForOperator(deps: ConsumerDeps, jobId: string, error: DomainError, reference: string): Promise<QueueAction> {
-  console.error(`job ${jobId}: waiting for the operator (reference ${reference}): ${error.code}: ${error.message}`);
+async function waitWithoutFailing(
+  deps: ConsumerDeps,
+  jobId: string,
+  error: DomainError,
+  reference: string,
+  seconds: number,
+): Promise<QueueAction> {
+  const why = error.operator ? "waiting for the operator" : "waiting";
+  console.error(`job ${jobId}: ${why} (reference ${reference}): ${error.code}: ${error.message}`);
   const job = await deps.db.select({ drive: exportJobs.drive }).from(exportJobs).where(eq(exportJobs.id, jobId)).get();
   if (!job) return ACK;
-  await markRetryDue(deps.db, jobId, deps.now() + OPERATOR_RETRY_SECONDS * 1000);
-  await sendMessage(deps, { kind: "export", jobId, drive: job.drive }, OPERATOR_RETRY_SECONDS);
+  await markRetryDue(deps.db, jobId, deps.now() + seconds * 1000);
+  await sendMessage(deps, { kind: "export", jobId, drive: job.drive }, seconds);
   return ACK;
 }
 

@@ -1,6 +1,6 @@
 import type { Config } from "../config";
 import type { ExportJob } from "../db/control_schema";
-import { currentSigningKey, signDownloadLink } from "../download/signed_url";
+import { currentSigningKey, signDownloadLink, signRejectsLink, type SignedLink } from "../download/signed_url";
 import type { StoredFile } from "./stored_files";
 
 /**
@@ -71,6 +71,22 @@ export async function freshDownloadLinks(
   const expiresAt = linkExpiry(now.getTime(), retainedUntil, config);
   if (expiresAt <= now) return null;
   return signFiles(config, job.id, files, expiresAt);
+}
+
+/** An import's rejects file link, as its notification carries it (the expiry fixed at completion). */
+export async function notifiedRejectsLink(job: LinkedJob, config: Config, now = new Date()): Promise<SignedLink | null> {
+  if (job.state !== "complete" || !job.linkExpiresAt) return null;
+  const expiresAt = new Date(job.linkExpiresAt);
+  if (expiresAt <= now) return null;
+  return signRejectsLink(config.PUBLIC_BASE_URL, job.id, expiresAt, currentSigningKey(config));
+}
+
+/** A fresh link to an import's rejects file, for the status call, while the file is kept. */
+export async function freshRejectsLink(job: LinkedJob, config: Config, now = new Date()): Promise<SignedLink | null> {
+  if (job.state !== "complete") return null;
+  const retainedUntil = retentionEnd(job, config);
+  if (retainedUntil <= now.getTime()) return null;
+  return signRejectsLink(config.PUBLIC_BASE_URL, job.id, linkExpiry(now.getTime(), retainedUntil, config), currentSigningKey(config));
 }
 
 /** ms since the epoch; jobs completed before retention was recorded keep theirs from their completion. */

@@ -15,6 +15,7 @@ import {
   releaseLease,
   saveCheckpoint,
 } from "./checkpoint";
+import { importFromCheckpoint } from "../import/slice";
 import { encoderFor } from "./encode";
 import { contentType, exportFileName, exportObjectKey, fileKindOf, fileNumber } from "./files";
 import { OutputFile } from "./output_file";
@@ -28,9 +29,11 @@ import type { ExportSpec } from "./spec";
 /**
  * Points where tests make a slice die, to prove that the job still completes with the right file.
  * "mid-part" is after a page was written into a part that is not yet full (and so not yet uploaded).
+ * "after-batch" (imports) is after a batch of rows was written to D1, before anything else records it.
  */
 export type FaultPoint =
   | "after-read"
+  | "after-batch"
   | "mid-part"
   | "after-part-upload"
   | "before-checkpoint"
@@ -87,6 +90,7 @@ export async function runExportSlice(deps: SliceDeps, jobId: string, drive: numb
   }
   const lease = { version: claim.job.version };
   try {
+    if (claim.job.kind === "import") return await importFromCheckpoint(deps, claim.job, lease, started, leaseMs);
     return await exportFromCheckpoint(deps, claim.job, lease, started, leaseMs);
   } catch (error) {
     // Give the lease back so the retry need not wait for it to expire. (A killed isolate cannot; its lease

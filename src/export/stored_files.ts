@@ -7,6 +7,7 @@ import { asc, eq, inArray } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
 import { exportFiles, type ExportJob } from "../db/control_schema";
 import { isSplit } from "./files";
+import type { ImportSpec } from "../import/spec";
 import type { ExportSpec } from "./spec";
 
 export interface StoredFile {
@@ -59,12 +60,18 @@ export async function storedFilesOfJobs(db: DrizzleD1Database, jobs: readonly Fi
 const DELETE_BATCH = 1000;
 
 /**
- * Deletes every object an export stored: its recorded files and the object it was writing (which a canceled or
- * failed export may have completed in R2 before it stopped). Deleting a missing key is not an error, so this
+ * Deletes every object a job stored: an export's recorded files and the object it was writing (which a canceled
+ * or failed export may have completed in R2 before it stopped); an import's rejects file and uploaded file. Deleting a missing key is not an error, so this
  * may run again.
  */
-export async function deleteStoredObjects(bucket: R2Bucket, db: DrizzleD1Database, job: Pick<ExportJob, "id" | "objectKey">): Promise<void> {
+export async function deleteStoredObjects(
+  bucket: R2Bucket,
+  db: DrizzleD1Database,
+  job: Pick<ExportJob, "id" | "objectKey"> & Partial<Pick<ExportJob, "kind" | "spec">>,
+): Promise<void> {
   const recorded = await db.select({ objectKey: exportFiles.objectKey }).from(exportFiles).where(eq(exportFiles.jobId, job.id));
-  const keys = [...new Set([...recorded.map((f) => f.objectKey), job.objectKey])];
+  // An import's uploaded file is the service's copy, kept only while the import needs it.
+  const upload = job.kind === "import" && (job.spec as ImportSpec).source === "upload" ? [(job.spec as ImportSpec).sourceKey] : [];
+  const keys = [...new Set([...recorded.map((f) => f.objectKey), job.objectKey, ...upload])];
   for (let i = 0; i < keys.length; i += DELETE_BATCH) await bucket.delete(keys.slice(i, i + DELETE_BATCH));
 }

@@ -189,6 +189,34 @@ export async function deleteExpiredFiles(deps: SweepDeps): Promise<number> {
   return due.length;
 }
 
+/**
+ * Imports whose file did not come before their upload link expired (IMPORT_UPLOAD_TTL_SECONDS after they were
+ * asked for): they end failed, with a notification, and free their place under the account's job cap.
+ * Fenced on the state and the upload lock, so an upload under way is left to finish.
+ */
+export async function expireUploadSlots(deps: SweepDeps): Promise<number> {
+  const now = deps.now();
+  const expired = await deps.db
+    .update(exportJobs)
+    .set({
+      state: "failed",
+      errorMessage: `No file was uploaded within ${deps.config.IMPORT_UPLOAD_TTL_SECONDS} seconds; ask for a new import`,
+      completedAt: new Date(now).toISOString(),
+      version: sql`${exportJobs.version} + 1`,
+      notifyDueAt: now,
+    })
+    .where(
+      and(
+        eq(exportJobs.state, "awaiting_upload"),
+        lte(exportJobs.dueAt, now - deps.config.IMPORT_UPLOAD_TTL_SECONDS * 1000),
+        lte(exportJobs.leaseExpiresAt, now),
+      ),
+    )
+    .returning({ id: exportJobs.id, notifyDrive: exportJobs.notifyDrive });
+  for (const job of expired) await sendMessage(deps, { kind: "notify", jobId: job.id, drive: job.notifyDrive });
+  return expired.length;
+}
+
 /** How long one cron run may spend refreshing segment counts (on each shard). */
 const SEGMENT_COUNT_BUDGET_MS = 20_000;
 
@@ -202,6 +230,7 @@ export async function sweep(deps: SweepDeps) {
     expiredIdempotencyKeys: () => deleteExpiredIdempotencyKeys(deps.db, deps.now()),
     accountMoves: () => redriveMoves(deps),
     expiredFiles: () => deleteExpiredFiles(deps),
+    expiredUploads: () => expireUploadSlots(deps),
     segmentCounts: () => refreshCountsOnEveryShard(deps),
   };
   const report: Record<string, unknown> = {};

@@ -23,6 +23,8 @@ import { deleteSubscriber } from "./subscribers_delete_subscriber";
 import { createTags } from "./tags_create_tags";
 import { tagSubscribers } from "./tags_tag_subscribers";
 import { untagSubscribers } from "./tags_untag_subscribers";
+import { importSubscribersAsync } from "./subscribers_import_subscribers_async";
+import { importSubscribersAsyncStatus } from "./subscribers_import_subscribers_async_status";
 
 /** Every method the API answers, looked up by src/api/dispatch.ts. */
 export const METHODS: readonly ApiMethod[] = [
@@ -46,6 +48,8 @@ export const METHODS: readonly ApiMethod[] = [
   updateSubscriber,
   unsubscribeSubscriber,
   deleteSubscriber,
+  importSubscribersAsync,
+  importSubscribersAsyncStatus,
   createTags,
   tagSubscribers,
   untagSubscribers,

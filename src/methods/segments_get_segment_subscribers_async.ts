@@ -4,7 +4,7 @@ import { ApiError } from "../api/errors";
 import { defineMethod } from "../api/method";
 import { EXPORT_FORMATS } from "../db/control_schema";
 import { COMPRESSIONS } from "../export/spec";
-import { admitExport, withdrawJob } from "../export/admission";
+import { admitJob, withdrawJob } from "../export/admission";
 import { exportObjectKey, fileKindOf, fileNumber } from "../export/files";
 import { MAX_FILE_BYTES, MAX_ROWS_PER_FILE, MIN_FILE_BYTES, MIN_ROWS_PER_FILE } from "../export/split";
 import type { ExportSpec } from "../export/spec";
@@ -16,6 +16,27 @@ import { caseInsensitiveEnum, DETAILS_LIMITS, resolveSelection, selectionFields 
 
 export const MAX_IDEMPOTENCY_KEY_LENGTH = 200;
 
+/** Who hears when a background job (an export, an import) ends: `{type: email|webhook, value}`. */
+export const notifyDetails = z.object(
+  {
+    type: caseInsensitiveEnum(["email", "webhook"] as const),
+    value: z
+      .string({ error: "must be a string" })
+      .trim()
+      .min(1, "must not be empty")
+      .max(DETAILS_LIMITS.notifyValueLength, tooLong(DETAILS_LIMITS.notifyValueLength)),
+  },
+  { error: (issue) => (issue.input === undefined ? "is required: {type: email|webhook, value}" : "must be {type: email|webhook, value}") },
+);
+
+/** Optional: the same key within 24 hours returns the same job. Opaque, compared exactly (not trimmed). */
+export const idempotencyKey = z
+  .string({ error: "must be a string" })
+  .refine((key) => key.length >= 1 && key.length <= MAX_IDEMPOTENCY_KEY_LENGTH, {
+    error: (issue) => `must be 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} characters (got ${String(issue.input).length})`,
+  })
+  .optional();
+
 export const detailsSchema = z.object({
   ...selectionFields,
   format: caseInsensitiveEnum(EXPORT_FORMATS).default("json"),
@@ -23,24 +44,8 @@ export const detailsSchema = z.object({
   // Split the export into files of at most this many (uncompressed) bytes, or records; see src/export/split.ts.
   max_file_size: wholeNumber(MIN_FILE_BYTES, MAX_FILE_BYTES, " bytes").optional(),
   max_rows_per_file: wholeNumber(MIN_ROWS_PER_FILE, MAX_ROWS_PER_FILE).optional(),
-  // Optional: the same key within 24 hours returns the same job. Opaque, compared exactly (not trimmed).
-  idempotency_key: z
-    .string({ error: "must be a string" })
-    .refine((key) => key.length >= 1 && key.length <= MAX_IDEMPOTENCY_KEY_LENGTH, {
-      error: (issue) => `must be 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} characters (got ${String(issue.input).length})`,
-    })
-    .optional(),
-  notify: z.object(
-    {
-      type: caseInsensitiveEnum(["email", "webhook"] as const),
-      value: z
-        .string({ error: "must be a string" })
-        .trim()
-        .min(1, "must not be empty")
-        .max(DETAILS_LIMITS.notifyValueLength, tooLong(DETAILS_LIMITS.notifyValueLength)),
-    },
-    { error: (issue) => (issue.input === undefined ? "is required: {type: email|webhook, value}" : "must be {type: email|webhook, value}") },
-  ),
+  idempotency_key: idempotencyKey,
+  notify: notifyDetails,
 });
 export type AsyncExportDetails = z.output<typeof detailsSchema>;
 
@@ -49,7 +54,8 @@ const email = z.email();
 /** RFC 5321: a forward path holds at most 254 characters. */
 const MAX_EMAIL_LENGTH = 254;
 
-function checkNotifyTarget(notify: AsyncExportDetails["notify"], policy: WebhookPolicy): string {
+/** The notification's target, normalised, or a 400 saying what is wrong with it. */
+export function checkNotifyTarget(notify: AsyncExportDetails["notify"], policy: WebhookPolicy): string {
   if (notify.type === "email") {
     if (notify.value.length > MAX_EMAIL_LENGTH || !email.safeParse(notify.value).success) {
       throw new ApiError("BAD_REQUEST", `details.notify.value: ${quote(notify.value)} is not a valid email address`);
@@ -103,8 +109,11 @@ export const getSegmentSubscribersAsync = defineMethod({
 
     const jobId = crypto.randomUUID();
     const now = Date.now();
-    const admission = await admitExport(env.DB, {
+    const admission = await admitJob(env.DB, {
       id: jobId,
+      kind: "export",
+      state: "queued",
+      format: spec.format,
       accountId: account.id,
       shard: shard.name,
       spec,

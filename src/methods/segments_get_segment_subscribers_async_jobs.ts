@@ -50,6 +50,7 @@ export const getSegmentSubscribersAsyncJobs = defineMethod({
       .where(
         and(
           eq(exportJobs.accountId, account.id),
+          eq(exportJobs.kind, "export"),
           after
             ? or(lt(exportJobs.createdAt, after.createdAt), and(eq(exportJobs.createdAt, after.createdAt), sql`${exportJobs}.rowid < ${after.rowid}`))
             : undefined,

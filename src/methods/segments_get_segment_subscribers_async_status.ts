@@ -33,7 +33,7 @@ export const getSegmentSubscribersAsyncStatus = defineMethod({
     const job = await db
       .select()
       .from(exportJobs)
-      .where(and(eq(exportJobs.id, jobid), eq(exportJobs.accountId, account.id)))
+      .where(and(eq(exportJobs.id, jobid), eq(exportJobs.accountId, account.id), eq(exportJobs.kind, "export")))
       .get();
     if (!job) throw new ApiError("NOT_FOUND", `details.jobid: no export job ${quote(jobid)} in this account`);
     const [status] = await jobStatuses(db, [job], config);

@@ -2,10 +2,10 @@ import { and, eq, sql } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
 import type { Config } from "../config";
 import { accounts, exportJobs, type ExportJob } from "../db/control_schema";
-import { notifiedDownloadLinks } from "../export/link";
+import { notifiedDownloadLinks, notifiedRejectsLink } from "../export/link";
 import { storedFiles } from "../export/stored_files";
 import { sendExportEmail } from "./email";
-import { exportEvent } from "./event";
+import { exportEvent, importEvent, type JobEvent } from "./event";
 import { notifyRetryDelay } from "./backoff";
 import type { DeliveryResult } from "./result";
 import type { DnsResolver } from "./dns";
@@ -33,16 +33,27 @@ export const MAX_RETRY_AFTER_SECONDS = 24 * 3600;
 /** The webhook-id of a job's notification: one event per job, the same on every retry. */
 export const webhookMessageId = (jobId: string) => `msg_${jobId}`;
 
-async function attempt(deps: NotifyDeps, job: ExportJob): Promise<DeliveryResult> {
-  const now = new Date(deps.now());
+/** The event a finished job announces, or why there is nothing left to announce. */
+async function eventOf(deps: NotifyDeps, job: ExportJob, now: Date): Promise<JobEvent | { expired: true }> {
+  if (job.kind === "import") {
+    const rejects = job.state === "complete" && job.rowsRejected > 0 ? await notifiedRejectsLink(job, deps.config, now) : null;
+    if (job.state === "complete" && job.rowsRejected > 0 && !rejects) return { expired: true };
+    return importEvent(job, rejects);
+  }
   const files = job.state === "complete" ? await storedFiles(deps.db, job) : [];
   const links = await notifiedDownloadLinks(job, files, deps.config, now);
   // Retries never outlive a 7-day link, but a shorter DOWNLOAD_LINK_TTL_SECONDS could: then there is
   // nothing left to announce, and the event must not change type under the same webhook-id.
-  if (job.state === "complete" && !links) {
+  if (job.state === "complete" && !links) return { expired: true };
+  return exportEvent(job, links);
+}
+
+async function attempt(deps: NotifyDeps, job: ExportJob): Promise<DeliveryResult> {
+  const now = new Date(deps.now());
+  const event = await eventOf(deps, job, now);
+  if ("expired" in event) {
     return { ok: false, retryable: false, error: "the download link expired before the notification was delivered" };
   }
-  const event = exportEvent(job, links);
   if (job.notifyType === "email") return sendExportEmail(deps.env.MAILER, job.notifyTarget, event);
   const account = await deps.db
     .select({ secret: accounts.webhookSecret })

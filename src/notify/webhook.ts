@@ -1,6 +1,6 @@
 import { Webhook } from "standardwebhooks";
 import { dohResolver, resolveAddresses, type DnsResolver } from "./dns";
-import type { ExportEvent } from "./event";
+import type { JobEvent } from "./event";
 import { webhookFailure, type DeliveryResult } from "./result";
 import { classifyHost, describeAddress, echo, inspectWebhookUrl, type WebhookPolicy } from "./webhook_url";
 
@@ -10,7 +10,7 @@ export interface WebhookDelivery {
   secret: string;
   /** Stays the same across retries, so receivers can drop duplicates. */
   messageId: string;
-  event: ExportEvent;
+  event: JobEvent;
   timeoutMs: number;
   now: Date;
   /** Which targets are allowed. The URL is checked again before every attempt, with today's policy. */

@@ -78,6 +78,14 @@ export const MOVED_TABLES: readonly MovedTable[] = [
     scope: "FROM subscriber_tags t JOIN subscribers s ON s.id = t.subscriber_id WHERE s.account_id = ?1",
   },
   {
+    name: "import_batches",
+    columns: ["id", "account_id", "job_id", "first_row", "outcomes"],
+    compared: [],
+    key: id,
+    scope: own("import_batches"),
+    unique: ["job_id", "first_row"],
+  },
+  {
     name: "segments",
     columns: ["id", "account_id", "name", "rules", "created_at", "contacts_count", "counted_at", "count_error"],
     compared: ["id", "account_id", "name", "rules", "created_at"],

@@ -66,8 +66,14 @@ describe("GET /openapi.json", () => {
     );
   });
 
-  it("lists the segment_export.* webhooks with their Standard Webhooks headers", () => {
-    expect(Object.keys(document.webhooks)).toEqual(["segment_export.completed", "segment_export.failed", "segment_export.canceled"]);
+  it("lists the segment_export.* and subscriber_import.* webhooks with their Standard Webhooks headers", () => {
+    expect(Object.keys(document.webhooks)).toEqual([
+      "segment_export.completed",
+      "segment_export.failed",
+      "segment_export.canceled",
+      "subscriber_import.completed",
+      "subscriber_import.failed",
+    ]);
     for (const hook of Object.values(document.webhooks) as Array<{ post: { parameters: Array<{ name: string }> } }>) {
       expect(hook.post.parameters.map((p) => p.name)).toEqual(["webhook-id", "webhook-timestamp", "webhook-signature"]);
     }

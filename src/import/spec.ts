@@ -1,0 +1,27 @@
+import type { Compression } from "../export/spec";
+
+export const IMPORT_FORMATS = ["csv", "ndjson"] as const;
+export type ImportFormat = (typeof IMPORT_FORMATS)[number];
+
+/** Everything an import needs, fixed when it is requested (kept in the job's spec column). */
+export interface ImportSpec {
+  kind: "import";
+  listId: number;
+  format: ImportFormat;
+  compression: Compression;
+  /** Contacts already in the list are updated (else rejected, each with its reason). */
+  updateIfExists: boolean;
+  /** The R2 key of the file to import. */
+  sourceKey: string;
+  /** "upload": the client uploaded it to its signed link, and it is deleted when the import ends. */
+  source: "upload" | "object" | "export";
+  requestedAt: string;
+}
+
+/** Where an uploaded import file is kept until its import ends. */
+export const uploadKey = (accountId: number, jobId: string, spec: Pick<ImportSpec, "format" | "compression">) =>
+  `imports/${accountId}/${jobId}.${spec.format}${spec.compression === "gzip" ? ".gz" : ""}`;
+
+/** The import's rejects file: one CSV row per rejected source row (row, email, reason). */
+export const rejectsKey = (accountId: number, jobId: string) => `imports/${accountId}/${jobId}-rejects.csv`;
+export const rejectsFileName = (jobId: string) => `subscriber-import-${jobId}-rejects.csv`;

@@ -1,0 +1,248 @@
+/**
+ * Subscribers / ImportSubscribersAsync: a CSV or NDJSON file (gzip or not) into a list, in resumable slices,
+ * with a result for every row (added, updated, or rejected into the rejects file with its reason), counts in
+ * the status call and the notification, and the same exact result whatever dies along the way.
+ */
+import { env } from "cloudflare:workers";
+import { gzipSync } from "fflate";
+import { describe, expect, it } from "vitest";
+import { callApi, createAccount, createField, createList, createTag, dataOf, request, seedScenario, type TestAccount } from "../fixtures";
+import { createJob, handle, harness, jobRow, runToEnd, type Harness } from "../export/driver";
+import type { FaultPoint } from "../../src/export/slice";
+import { parseCsv } from "../api/helpers";
+import { acceptImport, listMembers, storeImportFile } from "./helpers";
+
+/** An account with a list, fields Company (text), Score (number), Birthday (date), and tags vip, trial. */
+async function importTarget() {
+  const account = await createAccount();
+  const list = await createList(account.id, "Imported");
+  const fields = {
+    company: await createField(account.id, "Company", "text"),
+    score: await createField(account.id, "Score", "number"),
+    birthday: await createField(account.id, "Birthday", "date"),
+  };
+  const tags = { vip: await createTag(account.id, "vip"), trial: await createTag(account.id, "trial") };
+  return { account, list, fields, tags };
+}
+
+async function status(account: TestAccount, jobid: string) {
+  return dataOf<Record<string, any>>(await callApi(request(account, "Subscribers", "ImportSubscribersAsyncStatus", { jobid })));
+}
+
+async function rejectsOf(jobId: string): Promise<string[][]> {
+  const job = await jobRow(jobId);
+  const object = await env.EXPORTS.get(job.objectKey);
+  return object ? parseCsv(await object.text()) : [];
+}
+
+const CSV = [
+  "\ufeffemail,Company,Score,Birthday,tags,status",
+  "ada@example.com,Analytical Engines,42,1815-12-10,vip; trial,active",
+  '"grace@EXAMPLE.com","Navy, US",7.5,,vip,',
+  "broken-address,Nowhere,1,,,",
+  "alan@example.com,Bletchley,lots,,,",
+  '"linus@example.com","Multi\r\nline",3,,,inactive',
+  "margaret@example.com,NASA,,,nope,",
+  "ada@example.com,Analytical Engines Ltd,,,,",
+  "last@example.com,No line end,9,,,",
+].join("\r\n");
+
+describe("importing a CSV file", () => {
+  it("adds, updates and rejects row by row; the rejects file says which row and why", async () => {
+    const t = await importTarget();
+    const h = harness();
+    const key = await storeImportFile(t.account.id, "contacts.csv", CSV);
+    const jobId = await acceptImport(h, t.account, { list: t.list, format: "csv", source: { object: key } });
+    await runToEnd(h, jobId);
+
+    const job = await jobRow(jobId);
+    expect(job).toMatchObject({ state: "complete", processedCount: 8, rowsAdded: 4, rowsUpdated: 1, rowsRejected: 3 });
+    const members = await listMembers(t.account.id, t.list);
+    expect([...members.keys()]).toEqual(["ada@example.com", "grace@example.com", "linus@example.com", "last@example.com"]);
+    expect(members.get("ada@example.com")).toMatchObject({
+      status: "active",
+      custom_fields: { [t.fields.company]: "Analytical Engines Ltd", [t.fields.score]: 42, [t.fields.birthday]: "1815-12-10" },
+      tags: ["trial", "vip"],
+    });
+    expect(members.get("grace@example.com")).toMatchObject({ custom_fields: { [t.fields.company]: "Navy, US", [t.fields.score]: 7.5 }, tags: ["vip"] });
+    expect(members.get("linus@example.com")).toMatchObject({ status: "inactive", custom_fields: { [t.fields.company]: "Multi\r\nline", [t.fields.score]: 3 } });
+    expect(members.get("last@example.com")!.custom_fields).toEqual({ [t.fields.company]: "No line end", [t.fields.score]: 9 });
+
+    expect(await rejectsOf(jobId)).toEqual([
+      ["row", "email", "reason"],
+      ["3", "broken-address", 'row 3.email: "broken-address" is not a valid email address'],
+      ["4", "alan@example.com", 'row 4.customfield.1.value: must be a number (got "lots") for number field "Score"'],
+      ["6", "margaret@example.com", 'row 6.tag.0: no tag "nope" in this account'],
+    ]);
+  });
+
+  it("fails at once, saying why, when the header names no email column or a field the account lacks", async () => {
+    const t = await importTarget();
+    const h = harness();
+    for (const [header, reason] of [
+      ["name,Company", "the CSV header has no email (or emailaddress) column"],
+      ["email,Company,Shoe Size,Hat", 'the CSV header names columns that are not a custom field of this account: "Shoe Size", "Hat" (create them with CreateCustomField first)'],
+      ["email,company,Company", 'the CSV header names column "Company" twice'],
+    ] as const) {
+      const key = await storeImportFile(t.account.id, `bad-${crypto.randomUUID()}.csv`, `${header}\nada@example.com,x,y,z\n`);
+      const jobId = await acceptImport(h, t.account, { list: t.list, format: "csv", source: { object: key } });
+      await runToEnd(h, jobId);
+      expect(await jobRow(jobId)).toMatchObject({ state: "failed", errorMessage: `The import cannot run: ${reason}` });
+    }
+    expect((await listMembers(t.account.id, t.list)).size).toBe(0);
+  });
+
+  it("with update_if_exists false, rejects contacts already in the list", async () => {
+    const t = await importTarget();
+    const h = harness();
+    const first = await storeImportFile(t.account.id, "first.csv", "email,Company\nada@example.com,One\n");
+    await runToEnd(h, await acceptImport(h, t.account, { list: t.list, format: "csv", source: { object: first } }));
+    const second = await storeImportFile(t.account.id, "second.csv", "email,Company\nada@example.com,Two\nnew@example.com,Three\n");
+    const jobId = await acceptImport(h, t.account, { list: t.list, format: "csv", update_if_exists: false, source: { object: second } });
+    await runToEnd(h, jobId);
+    expect(await jobRow(jobId)).toMatchObject({ rowsAdded: 1, rowsUpdated: 0, rowsRejected: 1 });
+    expect((await rejectsOf(jobId))[1]).toEqual(["1", "ada@example.com", expect.stringMatching(/^row 1\.email: "ada@example.com" is already in list \d+ \(subscriber id \d+\)$/)]);
+    expect((await listMembers(t.account.id, t.list)).get("ada@example.com")!.custom_fields).toEqual({ [t.fields.company]: "One" });
+  });
+});
+
+/** `count` CSV rows (with every fifth one invalid) for the multi-slice tests. */
+function bigCsv(count: number): string {
+  const lines = ["email,Company,Score,tags"];
+  for (let i = 0; i < count; i++) lines.push(i % 5 === 4 ? `person${i}@example.com,Co ${i},not-a-number,` : `person${i}@example.com,Co ${i},${i},${i % 2 ? "vip" : ""}`);
+  return lines.join("\n") + "\n";
+}
+
+function dieAt(point: FaultPoint, nth: number) {
+  let seen = 0;
+  let died = false;
+  return {
+    get died() {
+      return died;
+    },
+    fault: (reached: FaultPoint) => {
+      if (reached !== point || died) return;
+      if (++seen === nth) {
+        died = true;
+        throw new Error(`the isolate died at ${point} (${nth})`);
+      }
+    },
+  };
+}
+
+describe("an import in many slices", () => {
+  const ROWS = 2_600; // three batches of up to 1,000 rows; one batch a slice below
+
+  async function reference() {
+    const t = await importTarget();
+    const key = await storeImportFile(t.account.id, "big.csv", bigCsv(ROWS));
+    const h = harness({ EXPORT_SLICE_MAX_PAGES: 1 });
+    const jobId = await acceptImport(h, t.account, { list: t.list, format: "csv", source: { object: key } });
+    await runToEnd(h, jobId);
+    return { t, key, jobId, job: await jobRow(jobId), members: await listMembers(t.account.id, t.list), rejects: await rejectsOf(jobId) };
+  }
+
+  it("writes every row once, in batches and slices, with exact counts", async () => {
+    const r = await reference();
+    expect(r.job).toMatchObject({ state: "complete", processedCount: ROWS, rowsAdded: ROWS - ROWS / 5, rowsUpdated: 0, rowsRejected: ROWS / 5 });
+    expect(r.job.slices).toBe(3);
+    expect(r.members.size).toBe(ROWS - ROWS / 5);
+    expect(r.members.get("person1@example.com")).toMatchObject({ custom_fields: { [r.t.fields.company]: "Co 1", [r.t.fields.score]: 1 }, tags: ["vip"] });
+    expect(r.rejects).toHaveLength(ROWS / 5 + 1);
+    expect(r.rejects[1]).toEqual(["5", "person4@example.com", 'row 5.customfield.1.value: must be a number (got "not-a-number") for number field "Score"']);
+  });
+
+  for (const point of ["after-read", "after-batch", "mid-part", "before-checkpoint", "before-complete", "after-complete", "before-notify"] as FaultPoint[]) {
+    it(`dies ${point}: the same list, counts and rejects as an undisturbed import`, async () => {
+      const r = await reference();
+      const list = await createList(r.t.account.id, `again-${point}`);
+      const death = dieAt(point, point === "before-complete" || point === "after-complete" || point === "before-notify" ? 1 : 2);
+      const h = harness({ EXPORT_SLICE_MAX_PAGES: 1 }, death.fault);
+      const jobId = await acceptImport(h, r.t.account, { list, format: "csv", source: { object: r.key } });
+      await runToEnd(h, jobId);
+      expect(death.died).toBe(true);
+      const job = await jobRow(jobId);
+      expect(job).toMatchObject({ state: "complete", processedCount: ROWS, rowsAdded: r.job.rowsAdded, rowsUpdated: 0, rowsRejected: r.job.rowsRejected });
+      const members = await listMembers(r.t.account.id, list);
+      expect([...members.values()].map(({ email, custom_fields, tags }) => ({ email, custom_fields, tags }))).toEqual(
+        [...r.members.values()].map(({ email, custom_fields, tags }) => ({ email, custom_fields, tags })),
+      );
+      expect(await rejectsOf(jobId)).toEqual(r.rejects);
+    });
+  }
+
+  it("a message delivered twice, or a slice run again from its checkpoint, changes nothing", async () => {
+    const r = await reference();
+    const list = await createList(r.t.account.id, "twice");
+    const h = harness({ EXPORT_SLICE_MAX_PAGES: 1 });
+    const jobId = await acceptImport(h, r.t.account, { list, format: "csv", source: { object: r.key } });
+    const first = { kind: "export" as const, jobId, drive: 0 };
+    await handle(h, first);
+    const next = h.sent.splice(0)[0]!.body;
+    expect(await handle(h, first)).toEqual({ action: "ack" }); // a stale copy
+    await handle(h, next);
+    await runToEnd(h, jobId);
+    expect(await jobRow(jobId)).toMatchObject({ rowsAdded: r.job.rowsAdded, rowsRejected: r.job.rowsRejected });
+  });
+});
+
+describe("importing NDJSON, and an export as is", () => {
+  it("re-imports an NDJSON export into another account's list: the same subscribers, fields and tags", async () => {
+    const s = await seedScenario();
+    const h = harness({ EXPORT_SLICE_MAX_PAGES: 1 });
+    const exportId = await createJob(h, s.account, { segmentid: [s.segments.customers, s.segments.vip], include_membership: true, customfields: "all", format: "ndjson", compression: "gzip" });
+    await runToEnd(h, exportId);
+    const exported = (await gunzipText(exportId)).trim().split("\n").map((line) => JSON.parse(line));
+
+    // Into a fresh list of the same account, straight from the export's (multi-member gzip) file.
+    const list = await createList(s.account.id, "Copy");
+    const jobId = await acceptImport(h, s.account, { list, source: { exportjobid: exportId } });
+    await runToEnd(h, jobId);
+    expect(await jobRow(jobId)).toMatchObject({ state: "complete", rowsAdded: exported.length, rowsRejected: 0 });
+    const members = await listMembers(s.account.id, list);
+    const names: Record<number, string> = { [s.fields.firstName]: "First Name", [s.fields.company]: "Company", [s.fields.score]: "Score" };
+    expect(
+      [...members.values()].map((m) => ({
+        emailaddress: m.email,
+        status: m.status,
+        subscribedate: m.subscribe_date,
+        customfields: Object.fromEntries(Object.entries(m.custom_fields).map(([id, v]) => [names[Number(id)], v])),
+        tags: m.tags,
+      })),
+    ).toEqual(exported.map(({ subscriberid: _, customfields, tags, ...rest }) => ({ ...rest, customfields, tags: [...tags].sort() })));
+  });
+
+  it("rejects lines that are not JSON objects, naming the row", async () => {
+    const t = await importTarget();
+    const h = harness();
+    const key = await storeImportFile(t.account.id, "lines.ndjson", ['{"emailaddress":"a@example.com","customfields":{"Score":1}}', "not json", "[1,2]", '{"email":"b@example.com","tags":["vip"]}', ""].join("\n"));
+    const jobId = await acceptImport(h, t.account, { list: t.list, format: "ndjson", source: { object: key } });
+    await runToEnd(h, jobId);
+    expect(await jobRow(jobId)).toMatchObject({ rowsAdded: 2, rowsRejected: 2 });
+    expect((await rejectsOf(jobId)).slice(1).map((r) => r.slice(0, 2))).toEqual([["2", ""], ["3", ""]]);
+    expect((await rejectsOf(jobId))[1]![2]).toMatch(/^row 2 is not valid JSON/);
+  });
+
+  it("reads a gzip file whole, every member", async () => {
+    const t = await importTarget();
+    const h = harness();
+    const part = (from: number) => gzipSync(new TextEncoder().encode(Array.from({ length: 3 }, (_, i) => JSON.stringify({ email: `g${from + i}@example.com` })).join("\n") + "\n"));
+    const members = [part(0), part(3)];
+    const bytes = new Uint8Array(members[0]!.length + members[1]!.length);
+    bytes.set(members[0]!);
+    bytes.set(members[1]!, members[0]!.length);
+    const key = await storeImportFile(t.account.id, "two-members.ndjson.gz", bytes);
+    const jobId = await acceptImport(h, t.account, { list: t.list, format: "ndjson", source: { object: key } });
+    await runToEnd(h, jobId);
+    expect(await jobRow(jobId)).toMatchObject({ rowsAdded: 6 });
+  });
+});
+
+async function gunzipText(jobId: string): Promise<string> {
+  const { Gunzip } = await import("fflate");
+  const job = await jobRow(jobId);
+  const bytes = new Uint8Array(await (await env.EXPORTS.get(job.objectKey))!.arrayBuffer());
+  const out: Uint8Array[] = [];
+  new Gunzip((c) => out.push(c)).push(bytes, true);
+  return out.map((c) => new TextDecoder().decode(c)).join("");
+}
