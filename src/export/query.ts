@@ -1,7 +1,7 @@
 import { eq, sql, type SQL } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
 import { customFields, type CustomFieldType } from "../db/shard_schema";
-import { assertParameterBudget, compileRules } from "../segments/compile";
+import { assertParameterBudget, compileRules, joinBalanced } from "../segments/compile";
 import type { ExportSpec } from "./spec";
 
 /** Custom field ids are integers from our own table; they are the only values written into the SQL text. */
@@ -25,11 +25,12 @@ export function matchPredicate(
   now: Date,
   fieldTypes: ReadonlyMap<number, CustomFieldType>,
 ): SQL {
-  const union = sql.join(
+  // Balanced, as a group's rules are: a flat "a OR b OR …" would nest one level deeper per segment.
+  const union = joinBalanced(
     segmentList.map((segment) =>
       compileRules(segment.rules, { customFieldTypes: fieldTypes, now, segmentName: segment.name }),
     ),
-    sql` OR `,
+    "OR",
   );
   return status === "any" ? sql`(${union})` : sql`(${union}) AND s.status = ${status}`;
 }

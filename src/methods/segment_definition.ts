@@ -272,9 +272,11 @@ function engineQueries(
 }
 
 /**
- * Has D1 prepare each query without running it. SQLite refuses some statements only when it parses them, and
- * the compiler does not measure that: D1 allows expressions nested 100 deep, and every condition of a group
- * is one level ("a AND b AND …"), so one group of about 100 conditions cannot run. Such a tree is a 422 too.
+ * Has D1 prepare each query without running it. SQLite refuses some statements only when it parses them (an
+ * expression nested over 100 deep, a statement over its length limits), and the compiler's own budgets measure
+ * parameters and SQL length, not that. Conditions are joined as balanced trees (src/segments/compile.ts), so no
+ * tree within RULE_LIMITS comes near the depth limit; this is the net under that, so that a tree D1 would refuse
+ * is a 422 now rather than a failed count or export later.
  */
 async function assertD1Prepares(db: DrizzleD1Database, queries: SQL[]) {
   for (const query of queries) {
@@ -287,7 +289,7 @@ async function assertD1Prepares(db: DrizzleD1Database, queries: SQL[]) {
       const problem = reason.replace(/^D1_ERROR: /, "").replace(/: SQLITE_\w+$/, "");
       throw new ApiError(
         "UNPROCESSABLE",
-        `details.rules: D1 cannot run these rules: ${truncate(problem, 200)}. Put fewer conditions in one group (nest them in groups), or use fewer rules.`,
+        `details.rules: D1 cannot run these rules: ${truncate(problem, 200)}. Use fewer or simpler rules.`,
         { cause: error },
       );
     }

@@ -81,17 +81,35 @@ export function compileRules(tree: RuleGroup, context: CompileContext): SQL {
   }
 }
 
+/**
+ * Joins predicates with AND or OR as a balanced tree: "(a AND b) AND (c AND d)". D1 refuses an expression
+ * nested more than 100 deep, and SQLite parses a flat "a AND b AND c …" one level deeper per operand, so one
+ * group of about 95 conditions could not run; balanced, n operands nest ⌈log2 n⌉ deep. AND and OR are
+ * associative in SQL's three-valued logic too, so the grouping changes nothing that matches, and the operands
+ * keep their order (so do the values they bind). The result is not parenthesised as a whole: callers wrap it.
+ */
+export function joinBalanced(parts: readonly SQL[], operator: "AND" | "OR"): SQL {
+  const separator = operator === "AND" ? sql` AND ` : sql` OR `;
+  const join = (from: number, to: number): SQL => {
+    if (to - from <= 2) return sql.join(parts.slice(from, to), separator);
+    const middle = from + Math.ceil((to - from) / 2);
+    const side = (start: number, end: number) => (end - start === 1 ? parts[start]! : sql`(${join(start, end)})`);
+    return sql`${side(from, middle)}${separator}${side(middle, to)}`;
+  };
+  return join(0, parts.length);
+}
+
 function compileGroup(group: RuleGroup, context: CompileContext, where: string): SQL {
   const parts = group.rules.map((rule, i) =>
     isGroup(rule) ? compileGroup(rule, context, `${where}[${i}]`) : compileCondition(rule, context, `${where}[${i}]`),
   );
   switch (group.match) {
     case "all":
-      return parts.length ? sql`(${sql.join(parts, sql` AND `)})` : TRUE;
+      return parts.length ? sql`(${joinBalanced(parts, "AND")})` : TRUE;
     case "any":
-      return parts.length ? sql`(${sql.join(parts, sql` OR `)})` : FALSE;
+      return parts.length ? sql`(${joinBalanced(parts, "OR")})` : FALSE;
     case "none":
-      return parts.length ? sql`(NOT (${sql.join(parts, sql` OR `)}))` : TRUE;
+      return parts.length ? sql`(NOT (${joinBalanced(parts, "OR")}))` : TRUE;
   }
 }
 

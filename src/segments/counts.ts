@@ -1,9 +1,10 @@
-import { and, asc, eq, gt, lte, or, type SQL } from "drizzle-orm";
+import { and, asc, eq, gt, lte, or, sql, type SQL } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
-import { DomainError } from "../errors";
+import { truncate } from "../api/envelope";
+import { describeForLog, DomainError } from "../errors";
 import { segments, type CustomFieldType, type Segment } from "../db/shard_schema";
 import { countQuery, loadCustomFieldTypes, matchPredicate } from "../export/query";
-import { segmentRules } from "./rules";
+import { segmentLabel, segmentRules } from "./rules";
 
 /**
  * Stored segment counts. Counting a segment is a full scan of the account's subscribers, far too slow to do
@@ -28,12 +29,16 @@ type CountableSegment = Pick<Segment, "id" | "accountId" | "name" | "rules">;
 
 /**
  * Counts one segment as of `now` (ms since the epoch; "within the last N days" rules are measured from it)
- * and stores the result on the segment row. A segment whose rules cannot compile (a DomainError from the rule
- * compiler, or a statement over D1's parameter limit) is stored with a null count and the error message;
- * any other error (D1 failing, say) propagates and nothing is stored.
+ * and stores the result on the segment row. A segment whose rules cannot run is stored with a null count and
+ * the reason: rules the compiler refuses (a DomainError, a statement over D1's parameter limit), or a count
+ * D1 refuses to run (SQLITE_ERROR: see statementError). Any other error (D1 unreachable, overloaded) may pass
+ * if tried again: it propagates and nothing is stored.
  *
- * The write is conditional: a count never replaces one taken later (two counts of the same segment may race,
- * one from the cron and one from GetSegments).
+ * The rules counted are the segment's as stored when the count begins (read again here, as text), and the
+ * write is conditional on them: a count never replaces one taken later (two counts of the same segment may
+ * race, one from the cron and one from GetSegments), and a count of rules that UpdateSegment replaced while
+ * it ran is not stored (UpdateSegment resets the count; the old rules' count would look like a fresh one of
+ * the new rules). Either way the count is returned to the caller, who asked about the segment as it was.
  */
 export async function countSegment(
   db: DrizzleD1Database,
@@ -41,7 +46,15 @@ export async function countSegment(
   fieldTypes: FieldTypes,
   now: number,
 ): Promise<SegmentCount> {
-  const result = await takeCount(db, segment, fieldTypes, now);
+  // The stored text, not the caller's parsed copy: the write compares it, byte for byte, in SQL.
+  const stored = await db
+    .select({ rules: sql<string>`${segments.rules}` })
+    .from(segments)
+    .where(and(eq(segments.id, segment.id), eq(segments.accountId, segment.accountId)))
+    .get();
+  // Deleted meanwhile: the caller's rules are counted, and there is no row to store the count on.
+  if (!stored) return takeCount(db, segment, segment.rules, fieldTypes, now);
+  const result = await takeCount(db, segment, parseStoredRules(stored.rules), fieldTypes, now);
   await db
     .update(segments)
     .set({ contactsCount: result.contacts, countedAt: result.countedAt, countError: result.error })
@@ -50,28 +63,73 @@ export async function countSegment(
         eq(segments.id, segment.id),
         eq(segments.accountId, segment.accountId),
         lte(segments.countedAt, result.countedAt),
+        // Compared as stored text, not through the column's JSON mapping (eq would stringify the text again).
+        sql`${segments.rules} = ${stored.rules}`,
       ),
     );
   return result;
 }
 
+/** A rules column's text as a tree; text that is not JSON is left for segmentRules to refuse. */
+function parseStoredRules(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
 async function takeCount(
   db: DrizzleD1Database,
   segment: CountableSegment,
+  rules: unknown,
   fieldTypes: FieldTypes,
   now: number,
 ): Promise<SegmentCount> {
   let query: SQL;
   try {
-    const predicate = matchPredicate([{ ...segment, rules: segmentRules(segment) }], "any", new Date(now), fieldTypes);
+    const checked = segmentRules({ name: segment.name, rules });
+    const predicate = matchPredicate([{ ...segment, rules: checked }], "any", new Date(now), fieldTypes);
     query = countQuery(segment.accountId, predicate);
   } catch (error) {
     // Rules that cannot run are the segment's state, not a failure of the caller.
     if (!(error instanceof DomainError)) throw error;
     return { contacts: null, countedAt: now, error: error.message };
   }
-  const [[count] = [0]] = await db.values<[number]>(query);
-  return { contacts: Number(count), countedAt: now, error: null };
+  try {
+    const [[count] = [0]] = await db.values<[number]>(query);
+    return { contacts: Number(count), countedAt: now, error: null };
+  } catch (error) {
+    // A query D1 refuses fails the same way every time: it is this segment's state, stored like rules that do
+    // not compile, and it must not fail GetSegments for the whole account. Anything else is the caller's to retry.
+    const problem = statementError(error);
+    if (problem === undefined) throw error;
+    console.error(`segment ${segment.id} of account ${segment.accountId}: D1 refused its count: ${describeForLog(error)}`);
+    return {
+      contacts: null,
+      countedAt: now,
+      error: `Segment ${segmentLabel(segment.name)} cannot be counted: D1 cannot run its query: ${problem}`,
+    };
+  }
+}
+
+/**
+ * D1's reason when an error is about the statement itself, or undefined. D1 reports those as SQLITE_ERROR or
+ * SQLITE_TOOBIG ("D1_ERROR: Expression tree is too large (maximum depth 100): SQLITE_ERROR", "malformed JSON",
+ * "too many SQL variables"), as the cause of drizzle's "Failed query" error; they fail again on every try
+ * until the rules (or the data they read) change, and the stored error is retried when it goes stale.
+ * Failures of D1 itself ("Network connection lost", "D1 DB is overloaded", a reset or a timeout) carry no such
+ * code, and may pass if tried again.
+ */
+function statementError(error: unknown): string | undefined {
+  let cause: unknown = error;
+  for (let depth = 0; depth < 5 && cause instanceof Error; depth++, cause = cause.cause) {
+    // D1's own error, never drizzle's wrapper: that one holds the SQL and every bound value. The offset into
+    // the SQL means nothing to a client.
+    const reason = /^D1_ERROR: (.+?)(?: at offset \d+)?: SQLITE_(?:ERROR|TOOBIG)$/.exec(cause.message);
+    if (reason) return truncate(reason[1]!, 200);
+  }
+  return undefined;
 }
 
 /** How many stale segments one query of the refresh loads. */

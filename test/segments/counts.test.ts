@@ -7,13 +7,13 @@
  * sets up are stale on that timeline.
  */
 import { env } from "cloudflare:workers";
-import { eq, inArray } from "drizzle-orm";
+import { eq, inArray, sql, type SQL } from "drizzle-orm";
 import { drizzle, type DrizzleD1Database } from "drizzle-orm/d1";
-import { beforeEach, describe, expect, it } from "vitest";
-import { segments } from "../../src/db/shard_schema";
+import { afterEach, beforeEach, describe, expect, it, onTestFinished, vi } from "vitest";
+import { segments, subscribers } from "../../src/db/shard_schema";
 import { countSegment, refreshStaleSegmentCounts } from "../../src/segments/counts";
 import type { RuleGroup } from "../../src/segments/rules";
-import { addSubscriber, createAccount, createField, createList, createSegment, storedCount } from "../fixtures";
+import { addSubscriber, callApi, createAccount, createField, createList, createSegment, dataOf, request, storedCount } from "../fixtures";
 
 const everyone: RuleGroup = { match: "all", rules: [] };
 const BROKEN: RuleGroup = { match: "all", rules: [{ field: "customfield", fieldid: 999_999, operator: "equals", value: "x" }] };
@@ -24,6 +24,10 @@ const BROKEN: RuleGroup = { match: "all", rules: [{ field: "customfield", fieldi
  * this file's accounts all live on SHARD_0.
  */
 const data = () => drizzle(env.SHARD_0);
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
 
 const segmentRow = (id: number) =>
   data()
@@ -43,6 +47,46 @@ async function accountWith(n: number) {
   for (let i = 0; i < n; i++) await addSubscriber(account.id, list, { email: `p${i}@example.com` });
   return { ...account, list };
 }
+
+/**
+ * A database handle whose count queries (`values`, as countSegment runs them) call `before` first, then run, or
+ * fail with what `before` throws. Everything else goes to D1 as usual.
+ */
+function interceptCounts(before: () => unknown): DrizzleD1Database {
+  const real = data();
+  return new Proxy(real, {
+    get: (target, key, receiver) =>
+      key === "values"
+        ? async (query: SQL) => {
+            await before();
+            return real.values(query);
+          }
+        : Reflect.get(target, key, receiver),
+  }) as DrizzleD1Database;
+}
+
+/** The error D1 (through drizzle) throws for a statement it refuses, caught from a real one. */
+async function refusedStatementError(): Promise<unknown> {
+  try {
+    await data().values(sql`SELECT no_such_column FROM subscribers`);
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected D1 to refuse the statement");
+}
+
+/** A segment of an account whose one subscriber has custom fields that are not JSON: D1 refuses to read them. */
+async function unreadableFieldsAccount() {
+  const a = await accountWith(1);
+  const field = await createField(a.id, "Company", "text");
+  await data().update(subscribers).set({ customFields: sql`'{not json'` }).where(eq(subscribers.accountId, a.id));
+  // Other tests scan this shard too.
+  onTestFinished(() => data().update(subscribers).set({ customFields: {} }).where(eq(subscribers.accountId, a.id)).then(() => undefined));
+  const rules: RuleGroup = { match: "all", rules: [{ field: "customfield", fieldid: field, operator: "equals", value: "Acme" }] };
+  return { ...a, field, rules };
+}
+
+const MALFORMED = 'Segment "Unreadable" cannot be counted: D1 cannot run its query: malformed JSON';
 
 /** A clock that moves 10 ms forward each time it is read. */
 function steppingClock() {
@@ -104,6 +148,46 @@ describe("countSegment", () => {
     expect(await storedCount(id)).toEqual({ contacts: 99, countedAt: 9_000, error: null });
   });
 
+  it("stores a count D1 refuses (SQLITE_ERROR) as the segment's count error, and logs it", async () => {
+    const a = await accountWith(2);
+    const id = await createSegment(a.id, everyone, "Refused");
+    await data().update(segments).set({ contactsCount: 7, countedAt: 1 }).where(eq(segments.id, id));
+    const refused = await refusedStatementError();
+    const logged = vi.spyOn(console, "error").mockImplementation(() => undefined);
+    const result = await countSegment(interceptCounts(() => Promise.reject(refused)), await segmentRow(id), new Map(), 5_000);
+    const message = 'Segment "Refused" cannot be counted: D1 cannot run its query: no such column: no_such_column';
+    expect(result).toEqual({ contacts: null, countedAt: 5_000, error: message });
+    expect(await storedCount(id)).toEqual({ contacts: null, countedAt: 5_000, error: message });
+    // Logged with D1's reason, never the SQL text or its bound values.
+    expect(logged).toHaveBeenCalledOnce();
+    expect(String(logged.mock.calls[0]![0])).toMatch(new RegExp(`^segment ${id} of account ${a.id}: D1 refused its count: D1 query failed: .*no such column`));
+    expect(String(logged.mock.calls[0]![0])).not.toMatch(/SELECT/);
+  });
+
+  it("stores the error of a count D1 cannot run on the account's data, and counts again once it can", async () => {
+    const a = await unreadableFieldsAccount();
+    const id = await createSegment(a.id, a.rules, "Unreadable");
+    vi.spyOn(console, "error").mockImplementation(() => undefined);
+    expect(await countSegment(data(), await segmentRow(id), new Map([[a.field, "text"]]), 5_000)).toEqual({
+      contacts: null,
+      countedAt: 5_000,
+      error: MALFORMED,
+    });
+    await data().update(subscribers).set({ customFields: { [a.field]: "Acme" } }).where(eq(subscribers.accountId, a.id));
+    await countSegment(data(), await segmentRow(id), new Map([[a.field, "text"]]), 6_000);
+    expect(await storedCount(id)).toEqual({ contacts: 1, countedAt: 6_000, error: null });
+  });
+
+  it("lets a failure of D1 itself through (it may pass if tried again) and stores nothing", async () => {
+    const a = await accountWith(2);
+    const id = await createSegment(a.id, everyone);
+    const unavailable = new Error("Failed query: SELECT count(*) …", { cause: new Error("D1_ERROR: Network connection lost.") });
+    await expect(countSegment(interceptCounts(() => Promise.reject(unavailable)), await segmentRow(id), new Map(), 5_000)).rejects.toBe(
+      unavailable,
+    );
+    expect(await storedCount(id)).toEqual({ contacts: null, countedAt: 0, error: null });
+  });
+
   it("lets any other error through and stores nothing", async () => {
     const a = await accountWith(2);
     const id = await createSegment(a.id, everyone);
@@ -113,6 +197,82 @@ describe("countSegment", () => {
     }) as DrizzleD1Database;
     await expect(countSegment(failing, await segmentRow(id), new Map(), 5_000)).rejects.toThrow("D1 is down");
     expect(await storedCount(id)).toEqual({ contacts: null, countedAt: 0, error: null });
+  });
+});
+
+describe("countSegment racing UpdateSegment", () => {
+  const twoOfThree: RuleGroup = {
+    match: "any",
+    rules: [
+      { field: "email", operator: "equals", value: "p0@example.com" },
+      { field: "email", operator: "equals", value: "p1@example.com" },
+    ],
+  };
+  const updateSegment = (a: Awaited<ReturnType<typeof accountWith>>, details: Record<string, unknown>) =>
+    callApi(request(a, "Segments", "UpdateSegment", details)).then(dataOf);
+
+  it("does not store a count of the old rules that finishes after UpdateSegment replaced them", async () => {
+    const a = await accountWith(3);
+    const id = await createSegment(a.id, everyone);
+    const before = await segmentRow(id);
+    // The count of the old rules (everyone: 3) is under way when UpdateSegment stores new ones and resets the count.
+    const racing = interceptCounts(() => updateSegment(a, { segmentid: id, rules: twoOfThree }));
+    expect(await countSegment(racing, before, new Map(), Date.now())).toEqual(expect.objectContaining({ contacts: 3, error: null }));
+    expect(await storedCount(id)).toEqual({ contacts: null, countedAt: 0, error: null });
+    // The next count is of the new rules, and is stored.
+    expect((await countSegment(data(), await segmentRow(id), new Map(), Date.now())).contacts).toBe(2);
+    expect((await storedCount(id)).contacts).toBe(2);
+  });
+
+  it("counts the rules as stored when it begins, not the caller's older copy of the segment", async () => {
+    const a = await accountWith(3);
+    const id = await createSegment(a.id, everyone);
+    const old = await segmentRow(id);
+    await updateSegment(a, { segmentid: id, rules: twoOfThree });
+    expect(await countSegment(data(), old, new Map(), 5_000)).toEqual({ contacts: 2, countedAt: 5_000, error: null });
+    expect(await storedCount(id)).toEqual({ contacts: 2, countedAt: 5_000, error: null });
+  });
+
+  it("stores a count when only the name changed meanwhile", async () => {
+    const a = await accountWith(3);
+    const id = await createSegment(a.id, everyone);
+    const renaming = interceptCounts(() => updateSegment(a, { segmentid: id, name: `Renamed ${id}` }));
+    await countSegment(renaming, await segmentRow(id), new Map(), 5_000);
+    expect(await storedCount(id)).toEqual({ contacts: 3, countedAt: 5_000, error: null });
+  });
+
+  it("stores the count of rules stored in any JSON spelling", async () => {
+    const a = await accountWith(3);
+    const id = await createSegment(a.id, everyone);
+    await data().run(sql`UPDATE segments SET rules = ${'{ "match" : "all",\n  "rules" : [ ] }'} WHERE id = ${id}`);
+    await countSegment(data(), await segmentRow(id), new Map(), 5_000);
+    expect(await storedCount(id)).toEqual({ contacts: 3, countedAt: 5_000, error: null });
+  });
+
+  it("still counts (but cannot store) a segment deleted before the count began", async () => {
+    const a = await accountWith(3);
+    const id = await createSegment(a.id, everyone);
+    const row = await segmentRow(id);
+    await data().delete(segments).where(eq(segments.id, id));
+    expect(await countSegment(data(), row, new Map(), 5_000)).toEqual({ contacts: 3, countedAt: 5_000, error: null });
+  });
+});
+
+describe("GetSegments when D1 refuses one segment's count", () => {
+  it("answers every segment: the refused one with its error, the others counted", async () => {
+    const a = await unreadableFieldsAccount();
+    const refused = await createSegment(a.id, a.rules, "Unreadable");
+    const fine = await createSegment(a.id, everyone, "Everyone");
+    vi.spyOn(console, "error").mockImplementation(() => undefined);
+    const response = await callApi<Array<{ segmentid: string; contacts: number | null; errormessage?: string }>>(
+      request(a, "Segments", "GetSegments"),
+    );
+    expect(response.status).toBe(200);
+    expect(dataOf(response).map(({ segmentid, contacts, errormessage }) => ({ segmentid, contacts, errormessage }))).toEqual([
+      { segmentid: String(refused), contacts: null, errormessage: MALFORMED },
+      { segmentid: String(fine), contacts: 1, errormessage: undefined },
+    ]);
+    expect(await storedCount(refused)).toMatchObject({ contacts: null, error: MALFORMED });
   });
 });
 
@@ -207,6 +367,19 @@ describe("refreshStaleSegmentCounts", () => {
       error: 'Segment "Broken" rules[0]: custom field 999999 does not exist in this account',
     });
     expect(await storedCount(after)).toMatchObject({ contacts: 2, error: null });
+  });
+
+  it("stores a count D1 refuses with its error and goes on counting the others", async () => {
+    const a = await unreadableFieldsAccount();
+    const refused = await createSegment(a.id, a.rules, "Unreadable");
+    const after = await createSegment(a.id, everyone);
+    await setCountedAt(refused, 100);
+    await setCountedAt(after, 200);
+    vi.spyOn(console, "error").mockImplementation(() => undefined);
+    const result = await refreshStaleSegmentCounts(data(), { now: NOW, staleAfterMs: 500, budgetMs: 1_000, clock: steppingClock() });
+    expect(result).toEqual({ counted: 1, failed: 1, remaining: false });
+    expect(await storedCount(refused)).toMatchObject({ contacts: null, error: MALFORMED });
+    expect(await storedCount(after)).toMatchObject({ contacts: 1, error: null });
   });
 
   it("uses each account's own custom fields, loaded once per account", async () => {
