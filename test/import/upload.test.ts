@@ -129,3 +129,24 @@ describe("the round trip", () => {
     expect(rows.slice(1).map((r) => [r[1], r[2], r[4], r[5]])).toEqual(lines.map((line) => [line.split(",")[0], "active", line.split(",")[1], line.split(",")[2]]));
   });
 });
+
+describe("an import's job, seen from elsewhere", () => {
+  it("is not another account's to see, and is neither an export's status nor in the export list", async () => {
+    const t = await target();
+    const other = await createAccount();
+    const asked = dataOf<{ jobid: string }>(await ask(t.account, { list: t.list, format: "csv" }));
+    expectError(
+      await callApi(request(other, "Subscribers", "ImportSubscribersAsyncStatus", { jobid: asked.jobid })),
+      404,
+      `details.jobid: no import job "${asked.jobid}" in this account`,
+    );
+    expectError(
+      await callApi(request(t.account, "Segments", "GetSegmentSubscribersAsyncStatus", { jobid: asked.jobid })),
+      404,
+      `details.jobid: no export job "${asked.jobid}" in this account`,
+    );
+    const jobs = dataOf<{ jobs: Array<{ jobid: string }> }>(await callApi(request(t.account, "Segments", "GetSegmentSubscribersAsyncJobs", {})));
+    expect(jobs.jobs.map((j) => j.jobid)).not.toContain(asked.jobid);
+    expect((await callApi(request(t.account, "Segments", "CancelSegmentSubscribersAsync", { jobid: asked.jobid }))).status).toBe(404);
+  });
+});

@@ -50,6 +50,41 @@ describe("rendering the export email", () => {
     expect(html).not.toContain("&signature");
   });
 
+  it("tells of a finished import: its counts, and the rejects file's link when rows were rejected", () => {
+    const done = renderExportEmail({
+      kind: "import_completed",
+      to: "owner@example.com",
+      jobId: "imp-1",
+      listId: "12",
+      rows: 1500,
+      added: 1200,
+      updated: 290,
+      rejected: 10,
+      rejectsUrl: "https://exports.test/imports/imp-1/rejects?expires=1767225600&kid=k1&signature=aa",
+      expiresAt: "2026-01-01T00:00:00.000Z",
+    });
+    expect(done.subject).toBe("Your import is done (1,200 added, 290 updated, 10 rejected)");
+    expect(done.text).toBe(
+      [
+        "Your import imp-1 into list 12 is done.",
+        "",
+        "Rows read: 1500",
+        "Added: 1200",
+        "Updated: 290",
+        "Rejected: 10",
+        "",
+        "The rejected rows, each with its reason: https://exports.test/imports/imp-1/rejects?expires=1767225600&kid=k1&signature=aa",
+        "The link expires on Thu, 01 Jan 2026 00:00:00 GMT.",
+      ].join("\n"),
+    );
+    expect(done.html).toContain('<a href="https://exports.test/imports/imp-1/rejects?expires=1767225600&#38;kid=k1&#38;signature=aa">');
+    const clean = renderExportEmail({ kind: "import_completed", to: "o@example.com", jobId: "imp-2", listId: "3", rows: 2, added: 2, updated: 0, rejected: 0, rejectsUrl: null, expiresAt: null });
+    expect(clean.text).not.toContain("rejected rows");
+    expect(renderExportEmail({ kind: "import_failed", to: "o@example.com", jobId: "imp-3", reason: "the CSV header has no email column" }).text).toBe(
+      "Your import imp-3 failed.\n\nReason: the CSV header has no email column",
+    );
+  });
+
   it("lists every file of a split export, in order, with its records and size", () => {
     const split = {
       ...completed,
