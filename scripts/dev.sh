@@ -2,11 +2,16 @@
 # npm run dev: the whole service on http://localhost:8787 with a local D1, R2 and Queue.
 #   1. applies the migrations to the local control database (DB) and the two data shards (SHARD_0, SHARD_1),
 #      and registers the shards in the directory;
-#   2. seeds the demo data (scripts/seed.ts) on SHARD_0 (DEMO_SHARD) if the demo account is not there yet;
+#   2. creates the demo account (scripts/seed.ts: SQL, accounts are not an API method) on SHARD_0 (DEMO_SHARD)
+#      if it is not there yet, with the segment id sequence set so that the demo's segments get ids 12, 13, 14;
 #   3. runs the API, export and mailer workers in one `wrangler dev` (the API worker owns the port);
 #   4. runs the dev clock (dev/clock.ts) in a second, small wrangler dev session on DEV_CLOCK_PORT (8799),
 #      and calls its /__scheduled every minute: it runs the export worker's cron, as Cron Triggers would
 #      in production (wrangler dev fires none). Trigger it by hand: curl http://localhost:8799/__scheduled
+#   5. in the background, once the API answers, writes the demo data through the API's own write methods
+#      (scripts/seed-demo.ts: lists, custom fields, tags, 1,000 subscribers, segments 12, 13, 14) if the demo
+#      account has no lists yet (waiting at most SEED_WAIT_SECONDS, 180). A failed seed is reported and leaves
+#      the workers running; `npx tsx scripts/seed-demo.ts` then finishes it.
 # Extra arguments go to the main `wrangler dev` (e.g. `npm run dev -- --port 8790`).
 # Set SWEEP_EVERY_SECONDS=0 for no automatic ticks. Start from scratch with `rm -rf .wrangler/state`.
 set -euo pipefail
@@ -31,7 +36,7 @@ run_sql_file() {
   local log
   if ! log=$("$wrangler" d1 execute "$1" --local --file "$2" 2>&1); then
     echo "$log" >&2
-    echo "dev: seeding failed; to start over with empty local databases: rm -rf .wrangler/state" >&2
+    echo "dev: creating the demo account failed; to start over with empty local databases: rm -rf .wrangler/state" >&2
     exit 1
   fi
 }
@@ -39,23 +44,17 @@ run_sql_file() {
 # The shards join the directory once (docs/shards.md: adding a shard in production is the same step).
 "$wrangler" d1 execute DB --local --command "INSERT OR IGNORE INTO shards (name) VALUES ('SHARD_0'), ('SHARD_1')" >/dev/null
 
-demo_accounts=$(query DB "SELECT count(*) AS n FROM accounts WHERE username = 'demo'")
-if [[ $demo_accounts == 0 ]]; then
-  echo "dev: seeding the demo data (account demo on $DEMO_SHARD, ~1,000 subscribers, segments 12, 13, 14)"
+if [[ $(query DB "SELECT count(*) AS n FROM accounts WHERE username = 'demo'") == 0 ]]; then
+  echo "dev: creating the demo account (demo on $DEMO_SHARD); its data is written through the API once the workers answer"
   seed_dir=$(mktemp -d "${TMPDIR:-/tmp}/segment-export-seed.XXXXXX")
   trap 'rm -rf "$seed_dir"' EXIT
   node_modules/.bin/tsx scripts/seed.ts control "$DEMO_SHARD" >"$seed_dir/control.sql"
   run_sql_file DB "$seed_dir/control.sql"
-  demo_id=$(query DB "SELECT id AS n FROM accounts WHERE username = 'demo'")
-  node_modules/.bin/tsx scripts/seed.ts shard "$demo_id" >"$seed_dir/shard.sql"
-  run_sql_file "$DEMO_SHARD" "$seed_dir/shard.sql"
   rm -rf "$seed_dir"
   trap - EXIT
 elif [[ $(query DB "SELECT count(*) AS n FROM account_directory d JOIN accounts a ON a.id = d.account_id WHERE a.username = 'demo'") == 0 ]]; then
   echo "dev: the local demo account predates the data shards (it has no shard); start over: rm -rf .wrangler/state" >&2
   exit 1
-else
-  echo "dev: the demo account is already in the local databases; not seeding"
 fi
 
 clock_port=${DEV_CLOCK_PORT:-8799}
@@ -91,5 +90,19 @@ if [[ $every != 0 ]]; then
   ' "http://127.0.0.1:$clock_port/__scheduled" "$every" &
   pids+=($!)
 fi
+
+# The demo data, through the API of the session just started: the seed waits for the API to answer, does
+# nothing if the demo account has lists already (every start after the first), and never stops the workers.
+api_port=8787
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+  case ${args[i]} in
+    --port) api_port=${args[i + 1]:-$api_port} ;;
+    --port=*) api_port=${args[i]#--port=} ;;
+  esac
+done
+# It prints what it wrote, or why it failed and how to finish it.
+node_modules/.bin/tsx scripts/seed-demo.ts --url "http://localhost:$api_port" --wait "${SEED_WAIT_SECONDS:-180}" --if-empty &
+pids+=($!)
 
 wait "$main_pid"
