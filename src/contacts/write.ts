@@ -11,7 +11,8 @@ import type { SubscriberStatus } from "../db/shard_schema";
 import type { Shard } from "../shards/directory";
 import { allocateIds } from "../shards/ids";
 import { defaultOf, fieldLookup, loadAccountFields, resolveFieldValues, type StoredValue } from "./fields";
-import type { FieldValueInput, TagRef } from "./input";
+import type { z } from "zod";
+import { statusOf, type contactSchema, type FieldValueInput, type TagRef } from "./input";
 import { loadNamedTags, resolveTagIds } from "./tags";
 
 /** One contact as the methods parse it. */
@@ -29,6 +30,15 @@ export interface ContactInput {
  * subscriber ("raced": sending it again settles it).
  */
 export type RejectionKind = "invalid" | "exists" | "missing" | "raced";
+
+/** A contact as contactSchema parses it (a call's contact[], an import's row), as writeContacts takes it. */
+export const contactInput = (c: z.output<typeof contactSchema>): ContactInput => ({
+  email: c.email,
+  status: statusOf(c),
+  subscribeDate: c.subscribedate,
+  fields: c.customfield,
+  tags: c.tag,
+});
 
 export type ContactResult =
   | { result: "added" | "updated"; subscriberid: number }

@@ -342,6 +342,25 @@ export async function assertLeaseHeld(db: DrizzleD1Database, jobId: string, leas
   if (job?.version !== leasedVersion) throw new LeaseLostError(jobId);
 }
 
+/** A slice's count of rows done is refreshed this often, for the status call. */
+export const PROGRESS_INTERVAL_MS = 5_000;
+
+/** Gives the event loop a turn, so that a slice never holds it for long (see the slices). */
+export const yieldToEventLoop = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+/**
+ * Records how many rows a slice has done so far, for the status call. The job was canceled or taken over if
+ * this slice no longer holds it: then it stops now (LeaseLostError) rather than at the end of the slice.
+ */
+export async function reportProgress(db: DrizzleD1Database, jobId: string, leasedVersion: number, processedCount: number): Promise<void> {
+  const [still] = await db
+    .update(exportJobs)
+    .set({ processedCount })
+    .where(and(eq(exportJobs.id, jobId), eq(exportJobs.version, leasedVersion)))
+    .returning({ id: exportJobs.id });
+  if (!still) throw new LeaseLostError(jobId);
+}
+
 /** Gives a lease back early, after a slice failed, so a retry need not wait for it to expire. */
 export async function releaseLease(db: DrizzleD1Database, jobId: string, leasedVersion: number): Promise<void> {
   await db

@@ -12,8 +12,11 @@ import {
   LeaseLostError,
   loadCarry,
   recordFile,
+  PROGRESS_INTERVAL_MS,
   releaseLease,
+  reportProgress,
   saveCheckpoint,
+  yieldToEventLoop,
 } from "./checkpoint";
 import { importFromCheckpoint } from "../import/slice";
 import { encoderFor } from "./encode";
@@ -61,7 +64,6 @@ export type SliceOutcome =
   | { kind: "stale" }
   | { kind: "missing" };
 
-const yieldToEventLoop = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 /** Records encoded between two turns of the event loop, so that a slice never holds it for long. */
 const YIELD_EVERY_RECORDS = 500;
 
@@ -70,8 +72,6 @@ const COUNT_CHUNK_ROWS = 20_000;
 
 /** A slice may overrun its budget by one page, a checkpoint and the last upload; the lease covers that. */
 const LEASE_MARGIN_MS = 120_000;
-/** The job row's count is refreshed this often during a slice, for the status call. */
-const PROGRESS_INTERVAL_MS = 5_000;
 
 /**
  * Runs one slice of an export: resumes from the job's checkpoint, pages through D1 by subscriber id, and
@@ -288,13 +288,7 @@ async function exportFromCheckpoint(
     }
     if (deps.now() - lastProgress >= PROGRESS_INTERVAL_MS) {
       lastProgress = deps.now();
-      const [still] = await db
-        .update(exportJobs)
-        .set({ processedCount: count })
-        .where(and(eq(exportJobs.id, job.id), eq(exportJobs.version, lease.version)))
-        .returning({ id: exportJobs.id });
-      // Canceled, or taken over: stop now rather than at the end of the slice.
-      if (!still) throw new LeaseLostError(job.id);
+      await reportProgress(db, job.id, lease.version, count);
     }
     // Give the event loop a turn between pages, so that a slice never holds it for long: other events of this
     // isolate (and, under wrangler dev, the local queue's own bookkeeping) get to run.

@@ -8,14 +8,22 @@
  * A slice may die anywhere. A batch written but not yet checkpointed is found in the ledger by the next slice,
  * which takes its outcomes from there instead of writing it again: every row is counted once, and rightly.
  */
-import { and, eq } from "drizzle-orm";
 import { describeIssues } from "../api/envelope";
 import { loadAccountFields } from "../contacts/fields";
-import { CONTACT_LIMITS, contactSchema, statusOf } from "../contacts/input";
-import { forgetLedger, recordedOutcomes, writeContacts, type ContactInput, type ContactResult } from "../contacts/write";
-import { exportJobs, type ExportJob } from "../db/control_schema";
+import { CONTACT_LIMITS, contactSchema } from "../contacts/input";
+import { contactInput, forgetLedger, recordedOutcomes, writeContacts, type ContactInput, type ContactResult } from "../contacts/write";
+import type { ExportJob } from "../db/control_schema";
 import { DomainError } from "../errors";
-import { assertLeaseHeld, completeJob, LeaseLostError, loadCarry, saveCheckpoint, type ImportCounts } from "../export/checkpoint";
+import {
+  assertLeaseHeld,
+  completeJob,
+  loadCarry,
+  PROGRESS_INTERVAL_MS,
+  reportProgress,
+  saveCheckpoint,
+  yieldToEventLoop,
+  type ImportCounts,
+} from "../export/checkpoint";
 import { csvCell } from "../export/encode";
 import { linkExpiry } from "../export/link";
 import { R2PartWriter } from "../export/r2_writer";
@@ -27,8 +35,6 @@ import { sourceBytes } from "./source";
 import { rejectsFileName, type ImportSpec } from "./spec";
 
 const REJECTS_HEADER = "row,email,reason\r\n";
-const PROGRESS_INTERVAL_MS = 5_000;
-const yieldToEventLoop = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
 const csvLine = (cells: readonly unknown[]) => cells.map(csvCell).join(",") + "\r\n";
 
@@ -129,7 +135,7 @@ export async function importFromCheckpoint(
       row,
       end: record.end,
       email: c.email,
-      contact: { email: c.email, status: statusOf(c), subscribeDate: c.subscribedate, fields: c.customfield, tags: c.tag },
+      contact: contactInput(c),
     };
   };
 
@@ -207,12 +213,7 @@ export async function importFromCheckpoint(
     }
     if (deps.now() - lastProgress >= PROGRESS_INTERVAL_MS) {
       lastProgress = deps.now();
-      const [still] = await db
-        .update(exportJobs)
-        .set({ processedCount: rows })
-        .where(and(eq(exportJobs.id, job.id), eq(exportJobs.version, lease.version)))
-        .returning({ id: exportJobs.id });
-      if (!still) throw new LeaseLostError(job.id);
+      await reportProgress(db, job.id, lease.version, rows);
     }
     await yieldToEventLoop();
   }

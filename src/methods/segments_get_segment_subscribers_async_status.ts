@@ -74,14 +74,17 @@ async function jobStatus(job: ExportJob, files: readonly StoredFile[], config: C
     expires_at: links ? links.expiresAt.toISOString() : null,
     retained_until: job.state === "complete" || job.state === "expired" ? new Date(retentionEnd(job, config)).toISOString() : null,
     ...(job.state === "failed" ? { errormessage: job.errorMessage } : {}),
-    notification: {
-      type: job.notifyType,
-      status: job.notifyState,
-      attempts: job.notifyAttempts,
-      ...(job.notifyError ? { lasterror: job.notifyError } : {}),
-    },
+    notification: notificationOf(job),
   };
 }
+
+/** Where a job's notification stands, as the status calls say it. */
+export const notificationOf = (job: Pick<ExportJob, "notifyType" | "notifyState" | "notifyAttempts" | "notifyError">) => ({
+  type: job.notifyType,
+  status: job.notifyState,
+  attempts: job.notifyAttempts,
+  ...(job.notifyError ? { lasterror: job.notifyError } : {}),
+});
 
 /**
  * How far an export is: `percent` of the total counted at its start (99 at most until it completes, since rows

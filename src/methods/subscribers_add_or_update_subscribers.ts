@@ -1,9 +1,9 @@
 import { z } from "zod";
 import { describeIssues } from "../api/envelope";
 import { defineMethod } from "../api/method";
-import { CONTACT_LIMITS, contactSchema, listId, statusOf } from "../contacts/input";
+import { CONTACT_LIMITS, contactSchema, listId } from "../contacts/input";
 import { ownList } from "../contacts/lists";
-import { writeContacts, type ContactInput, type ContactResult } from "../contacts/write";
+import { contactInput, writeContacts, type ContactInput, type ContactResult } from "../contacts/write";
 import { booleanish } from "./segment_selection";
 import { nowSeconds } from "./subscribers_add_subscriber_to_list";
 
@@ -48,8 +48,7 @@ export const addOrUpdateSubscribers = defineMethod({
         results[index] = { result: "rejected", kind: "invalid", reason: describeIssues(parsed.error, `contact.${index}`) };
         continue;
       }
-      const c = parsed.data;
-      valid.push({ index, contact: { email: c.email, status: statusOf(c), subscribeDate: c.subscribedate, fields: c.customfield, tags: c.tag } });
+      valid.push({ index, contact: contactInput(parsed.data) });
     }
     const written = await writeContacts(
       env,

@@ -6,7 +6,7 @@ import { exportJobs, type ExportJob } from "../db/control_schema";
 import type { Config } from "../config";
 import { freshRejectsLink, retentionEnd } from "../export/link";
 import type { ImportSpec } from "../import/spec";
-import { jobIdDetails } from "./segments_get_segment_subscribers_async_status";
+import { jobIdDetails, notificationOf } from "./segments_get_segment_subscribers_async_status";
 import { uploadLinkOf } from "./subscribers_import_subscribers_async";
 
 /**
@@ -54,11 +54,6 @@ export async function importStatus(job: ExportJob, config: Config) {
     rejects: rejects ? { url: rejects.url, count: job.rowsRejected, bytes: job.bytesWritten, expires_at: rejects.expiresAt.toISOString() } : null,
     retained_until: done || job.state === "expired" ? new Date(retentionEnd(job, config)).toISOString() : null,
     ...(job.state === "failed" ? { errormessage: job.errorMessage } : {}),
-    notification: {
-      type: job.notifyType,
-      status: job.notifyState,
-      attempts: job.notifyAttempts,
-      ...(job.notifyError ? { lasterror: job.notifyError } : {}),
-    },
+    notification: notificationOf(job),
   };
 }

@@ -94,6 +94,24 @@ export function harness(
   return { deps, queue, sent: queue.sent, webhooks, clock };
 }
 
+/** A fault hook that throws at the `nth` time the slice reaches `point`, once. */
+export function dieAt(point: FaultPoint, nth: number) {
+  let seen = 0;
+  let died = false;
+  return {
+    get died() {
+      return died;
+    },
+    fault: (reached: FaultPoint) => {
+      if (reached !== point || died) return;
+      if (++seen === nth) {
+        died = true;
+        throw new Error(`the isolate died at ${point} (${nth})`);
+      }
+    },
+  };
+}
+
 /** Accepts an export request the way the API does, without touching the real queue. */
 export const createJob = (h: Harness, account: TestAccount, details: Record<string, unknown>): Promise<string> =>
   acceptExport(h.deps.env, h.queue, account.id, {

@@ -28,7 +28,7 @@ import {
   type TestAccount,
 } from "../fixtures";
 import { parseCsv, type JobStatus } from "../api/helpers";
-import { createJob, harness, handle, jobRow, playQueue, runToEnd, type Harness } from "./driver";
+import { createJob, dieAt, harness, handle, jobRow, playQueue, runToEnd, type Harness } from "./driver";
 
 const MiB = 1024 * 1024;
 const utf8 = new TextEncoder();
@@ -317,23 +317,6 @@ describe("the files of a split export, as the client sees them", () => {
   });
 });
 
-/** A fault hook that throws at the `nth` time the slice reaches `point`, once. */
-function dieAt(point: FaultPoint, nth: number) {
-  let seen = 0;
-  let died = false;
-  return {
-    get died() {
-      return died;
-    },
-    fault: (reached: FaultPoint) => {
-      if (reached !== point || died) return;
-      if (++seen === nth) {
-        died = true;
-        throw new Error(`the isolate died at ${point} (${nth})`);
-      }
-    },
-  };
-}
 
 const FAULT_POINTS: FaultPoint[] = ["after-read", "mid-part", "after-part-upload", "before-checkpoint", "before-complete", "after-complete"];
 

@@ -7,7 +7,7 @@ import { env } from "cloudflare:workers";
 import { gzipSync } from "fflate";
 import { describe, expect, it } from "vitest";
 import { callApi, createAccount, createField, createList, createTag, dataOf, request, seedScenario, type TestAccount } from "../fixtures";
-import { createJob, handle, harness, jobRow, runToEnd, type Harness } from "../export/driver";
+import { createJob, dieAt, handle, harness, jobRow, runToEnd } from "../export/driver";
 import type { FaultPoint } from "../../src/export/slice";
 import { parseCsv } from "../api/helpers";
 import { acceptImport, listMembers, storeImportFile } from "./helpers";
@@ -113,25 +113,8 @@ function bigCsv(count: number): string {
   return lines.join("\n") + "\n";
 }
 
-function dieAt(point: FaultPoint, nth: number) {
-  let seen = 0;
-  let died = false;
-  return {
-    get died() {
-      return died;
-    },
-    fault: (reached: FaultPoint) => {
-      if (reached !== point || died) return;
-      if (++seen === nth) {
-        died = true;
-        throw new Error(`the isolate died at ${point} (${nth})`);
-      }
-    },
-  };
-}
-
 describe("an import in many slices", () => {
-  const ROWS = 2_600; // three batches of up to 1,000 rows; one batch a slice below
+  const ROWS = 2_100; // three batches of up to 1,000 rows; one batch a slice below
 
   async function reference() {
     const t = await importTarget();
