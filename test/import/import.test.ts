@@ -6,7 +6,9 @@
 import { env } from "cloudflare:workers";
 import { gzipSync } from "fflate";
 import { describe, expect, it } from "vitest";
-import { callApi, createAccount, createField, createList, createTag, dataOf, request, seedScenario, type TestAccount } from "../fixtures";
+import { eq } from "drizzle-orm";
+import { accountDirectory } from "../../src/db/control_schema";
+import { callApi, createAccount, createField, createList, createTag, dataOf, db, request, seedScenario, type TestAccount } from "../fixtures";
 import { createJob, dieAt, handle, harness, jobRow, runToEnd } from "../export/driver";
 import type { FaultPoint } from "../../src/export/slice";
 import { parseCsv } from "../api/helpers";
@@ -229,3 +231,23 @@ async function gunzipText(jobId: string): Promise<string> {
   new Gunzip((c) => out.push(c)).push(bytes, true);
   return out.map((c) => new TextDecoder().decode(c)).join("");
 }
+
+describe("an import whose account is being moved", () => {
+  it("waits while the account's writes are frozen, without counting a failure, then goes on", async () => {
+    const t = await importTarget();
+    const h = harness();
+    const key = await storeImportFile(t.account.id, "during-move.csv", "email\nfrozen@example.com\n");
+    const jobId = await acceptImport(h, t.account, { list: t.list, format: "csv", source: { object: key } });
+    await db().update(accountDirectory).set({ writesFrozen: true }).where(eq(accountDirectory.accountId, t.account.id));
+    try {
+      expect(await handle(h, { kind: "export", jobId, drive: 0 })).toEqual({ action: "ack" });
+      expect(h.sent.splice(0)).toEqual([{ body: { kind: "export", jobId, drive: 0 }, options: { delaySeconds: 30 } }]);
+      expect(await jobRow(jobId)).toMatchObject({ state: "running", sliceFailures: 0, rowsAdded: 0 });
+    } finally {
+      await db().update(accountDirectory).set({ writesFrozen: false }).where(eq(accountDirectory.accountId, t.account.id));
+    }
+    h.clock.now += 31_000;
+    await runToEnd(h, jobId);
+    expect(await jobRow(jobId)).toMatchObject({ state: "complete", rowsAdded: 1 });
+  });
+});
