@@ -17,7 +17,7 @@ import { acceptedSigningKeys, rejectsResource, uploadResource, verifyDownloadLin
 import type { ExportMessage } from "../export/message";
 import { retentionEnd } from "../export/link";
 import { abortUploads, R2PartWriter } from "../export/r2_writer";
-import { rejectsFileName, type ImportSpec } from "./spec";
+import { rejectsFileName, uploadKey, type ImportSpec } from "./spec";
 
 export const importRoutes = new Hono<HonoEnv>();
 
@@ -49,9 +49,10 @@ importRoutes.put("/imports/:jobid", async (c) => {
     db.update(exportJobs).set({ leaseExpiresAt: 0 }).where(and(eq(exportJobs.id, jobId), eq(exportJobs.version, locked.version)));
 
   const spec = locked.spec as ImportSpec;
+  const sourceKey = uploadKey(locked.accountId, jobId, spec, locked.version);
   const writer = new R2PartWriter(
     c.env.EXPORTS,
-    spec.sourceKey,
+    sourceKey,
     {
       partSize: config.EXPORT_PART_SIZE,
       httpMetadata: { contentType: c.req.header("Content-Type") ?? "application/octet-stream" },
@@ -80,17 +81,28 @@ importRoutes.put("/imports/:jobid", async (c) => {
     await writer.complete();
   } catch (error) {
     const { uploadId } = await writer.state().catch(() => ({ uploadId: null }));
-    await abortUploads(c.env.EXPORTS, spec.sourceKey, [uploadId]);
+    await abortUploads(c.env.EXPORTS, sourceKey, [uploadId]);
     await release();
     throw error;
   }
 
   const [queued] = await db
     .update(exportJobs)
-    .set({ state: "queued", sourceBytes: size, leaseExpiresAt: 0, dueAt: Date.now(), version: sql`${exportJobs.version} + 1` })
+    .set({
+      state: "queued",
+      spec: sql`json_set(${exportJobs.spec}, '$.sourceKey', ${sourceKey})`,
+      sourceBytes: size,
+      leaseExpiresAt: 0,
+      dueAt: Date.now(),
+      version: sql`${exportJobs.version} + 1`,
+    })
     .where(and(eq(exportJobs.id, jobId), eq(exportJobs.version, locked.version), eq(exportJobs.state, "awaiting_upload")))
     .returning({ drive: exportJobs.drive });
-  if (!queued) throw new ApiError("CONFLICT", `Import ${jobId} changed while its file was uploaded; ask for its status`);
+  if (!queued) {
+    // Another upload took the import over (this one outlived its lock): its file is the one imported.
+    await c.env.EXPORTS.delete(sourceKey);
+    throw new ApiError("CONFLICT", `Import ${jobId} changed while its file was uploaded; ask for its status`);
+  }
   // If this send is lost, the sweeper finds the queued job overdue and sends another.
   await c.env.EXPORT_QUEUE.send({ kind: "export", jobId, drive: queued.drive } satisfies ExportMessage);
   return c.json(successBody({ jobid: jobId, status: "queued", bytes: size }), 200);

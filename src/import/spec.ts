@@ -18,9 +18,12 @@ export interface ImportSpec {
   requestedAt: string;
 }
 
-/** Where an uploaded import file is kept until its import ends. */
-export const uploadKey = (accountId: number, jobId: string, spec: Pick<ImportSpec, "format" | "compression">) =>
-  `imports/${accountId}/${jobId}.${spec.format}${spec.compression === "gzip" ? ".gz" : ""}`;
+/**
+ * Where an uploaded import file is kept until its import ends. Each upload attempt writes its own object (the
+ * upload lock's version names it), so two uploads that overlap (one outliving its lock) never write one object.
+ */
+export const uploadKey = (accountId: number, jobId: string, spec: Pick<ImportSpec, "format" | "compression">, attempt?: number) =>
+  `imports/${accountId}/${jobId}${attempt === undefined ? "" : `-upload-${attempt}`}.${spec.format}${spec.compression === "gzip" ? ".gz" : ""}`;
 
 /** The import's rejects file: one CSV row per rejected source row (row, email, reason). */
 export const rejectsKey = (accountId: number, jobId: string) => `imports/${accountId}/${jobId}-rejects.csv`;

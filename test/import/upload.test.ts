@@ -54,7 +54,8 @@ describe("uploading an import's file to its signed link", () => {
       ["2", "not-an-email", 'row 2.email: "not-an-email" is not a valid email address'],
     ]);
     // The uploaded file is deleted once imported.
-    expect(await env.EXPORTS.head(`imports/${t.account.id}/${asked.jobid}.csv`)).toBeNull();
+    const kept = await env.EXPORTS.list({ prefix: `imports/${t.account.id}/${asked.jobid}` });
+    expect(kept.objects.map((o) => o.key)).toEqual([`imports/${t.account.id}/${asked.jobid}-rejects.csv`]);
   });
 
   it("refuses a second upload, a forged link, an empty file, and a link used as another import's", async () => {
