@@ -73,6 +73,13 @@ interface Resolved {
 
 const RACED = "was changed by another request at the same moment; send it again";
 
+/*
+ * Query plans: a batch's statements start from its JSON rows and reach subscribers by primary key. The unary
+ * "+" on account_id and list_id keeps SQLite from scanning the account's subscribers by the account index and
+ * parsing the batch's JSON once per subscriber (which made a batch cost grow with the list); CROSS JOIN fixes the
+ * order of the tags statement's joins likewise. (Checked with EXPLAIN QUERY PLAN: SCAN j, SEARCH … PRIMARY KEY.)
+ */
+
 /**
  * Writes `contacts` into list `listId` of the account (the caller checked that the list is the account's) and
  * returns each one's result, in order.
@@ -185,7 +192,7 @@ export async function writeContacts(
            subscribe_date = coalesce(j.value ->> 'date', subscribers.subscribe_date),
            custom_fields = json_patch(subscribers.custom_fields, j.value -> 'fields')
          FROM json_each(?1) j
-         WHERE subscribers.id = j.value ->> 'id' AND subscribers.account_id = ?2 AND subscribers.list_id = ?3
+         WHERE subscribers.id = j.value ->> 'id' AND +subscribers.account_id = ?2 AND +subscribers.list_id = ?3
          RETURNING subscribers.id AS id`,
       )
       .bind(updateRows, accountId, listId),
@@ -204,9 +211,9 @@ export async function writeContacts(
     d1
       .prepare(
         `INSERT OR IGNORE INTO subscriber_tags (subscriber_id, tag_id)
-         SELECT s.id, t.value
-         FROM json_each(?1) j, json_each(j.value -> 'tags') t
-         JOIN subscribers s ON s.id = j.value ->> 'id' AND s.account_id = ?2`,
+         SELECT j.value ->> 'id', t.value
+         FROM json_each(?1) j CROSS JOIN json_each(j.value -> 'tags') t
+         WHERE EXISTS (SELECT 1 FROM subscribers s WHERE s.id = j.value ->> 'id' AND +s.account_id = ?2)`,
       )
       .bind(JSON.stringify([...updates, ...inserts].map((c) => ({ id: c.id, tags: c.tags }))), accountId),
     ...(ledger ? [ledger] : []),
