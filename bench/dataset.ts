@@ -47,7 +47,7 @@ export const FIELDS: ReadonlyArray<{ name: string; type: CustomFieldType }> = [
 const FIELD_NO = Object.fromEntries(FIELDS.map((f, i) => [f.name, i + 1])) as Record<string, number>;
 
 /** Tag names and the share of subscribers that carry each (1.5 tags per subscriber on average). */
-const TAGS: ReadonlyArray<{ name: string; perMille: number }> = [
+export const TAGS: ReadonlyArray<{ name: string; perMille: number }> = [
   { name: "vip", perMille: 500 },
   { name: "newsletter", perMille: 400 },
   { name: "webinar-2025", perMille: 300 },
@@ -127,24 +127,24 @@ export function offsetsOf(index: number, n: number): IdOffsets {
   return Object.fromEntries(ALLOCATED_TABLES.map((t) => [t, index * rows[t]])) as IdOffsets;
 }
 
-const FIRST_NAMES = [
+export const FIRST_NAMES = [
   "Anna", "Aaron", "Abigail", "Ahmed", "Alice", "Bob", "Carla", "David", "Elena", "Farid", "Grace", "Hiro",
   "Ingrid", "José", "Kim", "Liam", "María", "Noah", "Olivia", "Pádraig", "Quinn", "Rosa", "Sven", "Tomás",
   "Uma", "Viktor", "Wen", "Xavier", "Yara", "Zoë", "Ørjan", "Émilie",
 ];
-const LAST_NAMES = [
+export const LAST_NAMES = [
   "Smith", "Johnson", "O'Brien", "Müller", "García", "Nguyễn", "Kowalski", "Rossi", "Dubois", "Jensen",
   "Tanaka", "Kim", "Patel", "Silva", "Novák", "Andersson", "Cohen", "Okafor", "Ivanova", "Van der Berg",
 ];
-const COMPANIES = [
+export const COMPANIES = [
   "Acme Corp", 'Acme "Rockets" Inc.', "Smith & Sons", "Globex", "Initech", "Umbrella GmbH", "Stark Industries",
   "Wayne Enterprises", "Müller Logistik", "Tyrell, Inc.", "=SUM(A1) Ltd", "Hooli", "Pied Piper", "Vandelay",
 ];
-const CITIES = [
+export const CITIES = [
   "New York", "London", "Berlin", "Paris", "São Paulo", "Tokyo", "Zürich", "Lagos", "Mumbai", "Sydney",
   "Toronto", "Kraków", "Reykjavík", "Austin", "Dublin", "Seoul",
 ];
-const DOMAINS = ["example.com", "mail.example.org", "corp.example.net", "inbox.test", "example.co.uk", "post.example"];
+export const DOMAINS = ["example.com", "mail.example.org", "corp.example.net", "inbox.test", "example.co.uk", "post.example"];
 
 /**
  * A pseudo-random value in [0, 2^24) from an integer SQL expression: multiply, rotate, multiply again.
@@ -166,7 +166,7 @@ function pick(values: readonly string[], indexExpr: string): string {
   return `rtrim(substr(${sqlString(packed)}, ((${indexExpr}) % ${values.length}) * ${width} + 1, ${width}))`;
 }
 
-const STATUS_BY_PERCENT: Array<[number, SubscriberStatus]> = [
+export const STATUS_BY_PERCENT: Array<[number, SubscriberStatus]> = [
   [70, "active"],
   [80, "inactive"],
   [90, "bounced"],

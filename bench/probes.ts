@@ -7,6 +7,8 @@
 export interface ProbeCall {
   /** ms from send to the end of the body (the timeout for a call that timed out). */
   ms: number;
+  /** When it was sent: seconds after the phase began. */
+  sentAtSeconds?: number;
   status: number | null;
   /** Why it counts as a failure; undefined when it succeeded. */
   failure?: "wrong status" | "5xx" | "timeout" | "error";
@@ -30,6 +32,8 @@ export interface ProbeStats {
   maxMs: number | null;
   /** A few failure details, for the log. */
   examples: string[];
+  /** The five slowest calls: when each was sent (seconds after the phase began) and how long it took. */
+  slowest?: Array<{ sentAtSeconds: number; ms: number }>;
 }
 
 /** The nearest-rank percentile of sorted values. */
@@ -110,9 +114,10 @@ export class Prober {
         this.inFlight.delete(controller);
       }
     })();
+    const sentAtSeconds = (sent - this.startedAt) / 1000;
     const done = call.then((c) => {
       if (this.aborting) this.abandoned++;
-      else this.calls.push(c);
+      else this.calls.push({ ...c, sentAtSeconds });
     });
     this.pending.add(done);
     void done.finally(() => this.pending.delete(done));
@@ -158,6 +163,10 @@ export class Prober {
       p99Ms: percentile(sorted, 99),
       maxMs: sorted.length ? sorted[sorted.length - 1]! : null,
       examples: [...new Set(failed.map((c) => `${c.failure}: ${c.detail ?? ""}`))].slice(0, 3),
+      slowest: [...this.calls]
+        .sort((a, b) => b.ms - a.ms)
+        .slice(0, 5)
+        .map((c) => ({ sentAtSeconds: c.sentAtSeconds ?? NaN, ms: c.ms })),
     };
   }
 }

@@ -10,6 +10,7 @@
  *   npm run bench -- --var EXPORT_PAGE_SIZE:20000   # settings for every worker (through --env-file)
  *   npm run bench -- --contacts 1000000 --kill-after 6   # kill -9 wrangler dev mid-export, restart, sweep
  *   npm run bench -- --shards 2           # two accounts exported at once, on one shard and on two (shards.ts)
+ *   npm run bench -- --import             # the import benchmark: N contacts imported, checked, exported again (import.ts)
  *
  * Results also go to .bench/results.json (this run) and .bench/results-history.jsonl (one line per size and
  * run). The exit code is non-zero if an export fails or its records differ from sqlite3's.
@@ -26,6 +27,7 @@ import { ensureDataset, ROOT, type Dataset } from "./dataset";
 import type { DatasetStats } from "./dataset_check";
 import type { LayoutCheck } from "./layout";
 import { percentile, type ProbeStats } from "./probes";
+import { runImportBench } from "./import";
 import { runShards } from "./shards";
 import type { RssReport } from "./processes";
 import { sqliteJson, sqlString } from "./sqlite";
@@ -55,6 +57,8 @@ const { values: flags } = parseArgs({
     "segments-calls": { type: "string", default: "5" },
     "kill-after": { type: "string" },
     shards: { type: "string" },
+    import: { type: "boolean", default: false },
+    "gzip-only": { type: "boolean", default: false },
     help: { type: "boolean", default: false },
   },
 });
@@ -64,6 +68,7 @@ if (flags.help) {
                           [--var KEY:VALUE …] [--timeout SECONDS] [--progress SECONDS]
                           [--probe-rate PER_SECOND] [--segments-calls N] [--kill-after SECONDS]
        npm run bench -- --shards 2 [--contacts N] [--keep] [ports, --var, --timeout, --probe-rate as above]
+       npm run bench -- --import [--contacts N[,N…]] [--keep] [--gzip-only] [--port, --webhook-port, --var, --timeout, --progress, --probe-rate as above]
 Default sizes: 100000 then 1000000 (--shards: 1000000 per account). See bench/README.md.`);
   process.exit(0);
 }
@@ -90,6 +95,8 @@ const userVars = flags.var.map((v) => {
   return [m[1]!, m[2]!] as const;
 });
 
+if (flags.import && (flags.shards !== undefined || killAfterSeconds !== undefined)) throw new Error("--import goes with neither --shards nor --kill-after");
+if (flags["gzip-only"] && !flags.import) throw new Error("--gzip-only is an option of --import");
 if (flags.shards !== undefined) {
   if (killAfterSeconds !== undefined) throw new Error("--shards and --kill-after do not go together");
   if (sizes.length !== 1) throw new Error("--shards: one --contacts size (contacts per account)");
@@ -846,6 +853,25 @@ function printSummary(results: Result[], history: HistoryLine[]) {
     else if (!k.checks.length) console.log(`kill test at ${fmt(r.n)}: FAILED before its checks: ${r.error ?? "see above"}`);
     else console.log(`kill test at ${fmt(r.n)}: ${k.checks.map((c) => `${c.what}: ${met(c.ok)}`).join("; ")}`);
   }
+}
+
+if (flags.import) {
+  const code = await runImportBench({
+    sizes,
+    keep: flags.keep,
+    gzipOnly: flags["gzip-only"],
+    port,
+    webhookPort,
+    timeoutMs,
+    progressSeconds,
+    probeRate,
+    userVars,
+    benchDir: BENCH_DIR,
+    sessionDir: SESSION_DIR,
+    registryDir: REGISTRY_DIR,
+    historyFile: HISTORY_FILE,
+  });
+  process.exit(interrupted ? 130 : code);
 }
 
 if (flags.shards !== undefined) {
