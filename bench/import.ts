@@ -43,7 +43,7 @@ import type { ProbeStats } from "./probes";
 import type { RssReport } from "./processes";
 import { sqlite, sqliteJson, sqlString } from "./sqlite";
 import { canonicalJson } from "./verify";
-import { logErrors, SERVICE_CONFIGS, startWranglerDev, WebhookReceiver, type DevServer } from "./wrangler_dev";
+import { logErrors, SERVICE_CONFIGS, startWranglerDev, WebhookReceiver, type DevServer, type WebhookArrival } from "./wrangler_dev";
 
 export interface ImportBenchOptions {
   sizes: number[];
@@ -97,6 +97,8 @@ interface ImportRun {
   /** With --progress: the status call's rows, seconds after the PUT began (answered between the import's batches). */
   progress?: Array<{ seconds: number; rows: number; status: string }>;
   webhook?: { verified: boolean; type: string; data: Record<string, unknown> };
+  /** Webhooks about the import received by the end of its session (one expected). */
+  webhooks?: number;
   status?: Record<string, unknown>;
   counts?: { rows: number; added: number; updated: number; rejected: number };
   countsOk?: boolean;
@@ -247,6 +249,15 @@ async function setUpAccount(baseUrl: string, account: { id: number; username: st
   return ids;
 }
 
+/** The next webhook about `jobId` (verified with the account's secret); others (or unverifiable ones) are passed over. */
+async function webhookFor(receiver: WebhookReceiver, secret: string, jobId: string): Promise<WebhookArrival> {
+  for (;;) {
+    const arrival = await receiver.next();
+    if (verifyWebhook(secret, arrival)?.data?.jobid === jobId) return arrival;
+    log(`  a webhook not about job ${jobId} arrived (passed over): ${arrival.body.slice(0, 200)}`);
+  }
+}
+
 /** PUTs a file to the upload link on a connection of its own; the answer's status and JSON. */
 function putFile(url: string, file: string, contentType: string): Promise<{ status: number; body: any; text: string }> {
   return new Promise((resolve, reject) => {
@@ -360,7 +371,7 @@ async function importSession(
       dev.memory.sample();
       const afterUploadBytes = dev.memory.report().peakBytes;
       log(`uploaded in ${fmt(run.uploadSeconds, 2)} s (${put.body.response.data.status}); waiting for the webhook${probers.length ? " (probing the API meanwhile)" : ""}`);
-      arrival = await withTimeout(Promise.race([receiver.next(), reloads.reloaded]), o.timeoutMs, "the import's webhook");
+      arrival = await withTimeout(Promise.race([webhookFor(receiver, account.webhookSecret, jobId), reloads.reloaded]), o.timeoutMs, "the import's webhook");
       run.importSeconds = (arrival.arrivedAt - started) / 1000;
       dev.memory.sample();
       const rss = dev.memory.report();
@@ -410,7 +421,7 @@ async function importSession(
       const reloads2 = dev.watchReloads();
       let exportArrival;
       try {
-        exportArrival = await withTimeout(Promise.race([receiver.next(), reloads2.reloaded]), o.timeoutMs, "the export's webhook");
+        exportArrival = await withTimeout(Promise.race([webhookFor(receiver, account.webhookSecret, exportJobId), reloads2.reloaded]), o.timeoutMs, "the export's webhook");
       } finally {
         reloads2.stop();
       }
@@ -431,6 +442,7 @@ async function importSession(
     await dev?.stop();
     if (dev) log("wrangler dev stopped");
     await receiver.close();
+    if (run.jobId) run.webhooks = receiver.received.filter((a) => verifyWebhook(account.webhookSecret, a)?.data?.jobid === run.jobId).length;
     run.logErrors = logErrors(run.wranglerLog);
   }
 
@@ -594,6 +606,7 @@ function describeRun(r: ImportRun, n: number): Array<[string, string]> {
         `PUT answered -> started_at ${r.queueSeconds !== undefined ? `${fmt(r.queueSeconds, 2)} s` : "-"}, completed_at -> webhook ${r.notifySeconds !== undefined ? `${fmt(r.notifySeconds, 2)} s` : "-"}`,
     ]);
   }
+  if (r.webhooks !== undefined && r.webhooks !== 1) lines.push([`${what}: webhooks`, `NOTE: ${r.webhooks} webhooks about the import arrived (one expected)`]);
   if (r.counts) lines.push([`${what}: counts`, `rows ${fmt(r.counts.rows)}, added ${fmt(r.counts.added)}, updated ${fmt(r.counts.updated)}, rejected ${fmt(r.counts.rejected)} (webhook and status): ${r.countsOk ? "added = N, rejected = 0" : "NOT added = N, rejected = 0"}`]);
   if (r.memory) {
     lines.push([
