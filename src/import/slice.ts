@@ -98,17 +98,21 @@ export async function importFromCheckpoint(
   const fields = await loadAccountFields(shard.db, job.accountId);
   const csv = spec.format === "csv";
   const sourceSize = job.sourceBytes ?? Number.MAX_SAFE_INTEGER;
-  // A gzip file is read from its start either way; a plain one from the cursor, with its header read apart.
-  const fromStart = spec.compression === "gzip" || cursor === 0;
-  const records = readRecords(
-    cursor >= sourceSize && !fromStart ? emptyChunks() : await sourceBytes(env.EXPORTS, spec.sourceKey, spec.compression, fromStart ? 0 : cursor),
-    fromStart ? 0 : cursor,
-    csv,
-  );
+  // The source is read from the cursor: a plain file by a ranged get; a gzip one is unpacked from its start and
+  // the bytes before the cursor passed over as bytes (never split into records), a turn of the event loop at
+  // each chunk. A resumed slice reads a CSV header apart, from the file's start.
+  const gzip = spec.compression === "gzip";
+  const pastEnd = !gzip && cursor > 0 && cursor >= sourceSize;
+  const records = readRecords(pastEnd ? emptyChunks() : await sourceBytes(env.EXPORTS, spec.sourceKey, spec.compression, cursor), cursor, csv);
   let layout: CsvLayout | null = null;
   if (csv) {
-    const headerSource = fromStart ? records : readRecords(await headerBytes(env.EXPORTS, spec.sourceKey), 0, true);
+    const headerSource =
+      cursor === 0
+        ? records
+        : readRecords(gzip ? await sourceBytes(env.EXPORTS, spec.sourceKey, "gzip", 0) : await headerBytes(env.EXPORTS, spec.sourceKey), 0, true);
     const header = await nextRecord(headerSource);
+    // Done with the file's start: let go of its stream.
+    if (headerSource !== records) await headerSource.return(undefined);
     if (!header) throw new DomainError("IMPORT_INVALID", "the file is empty: a CSV file needs a header row");
     const cells = header.text === null ? null : csvCells(header.text);
     if (!cells || "problem" in cells) throw new DomainError("IMPORT_INVALID", `the CSV header row ${header.problem ?? (cells as { problem: string }).problem}`);
@@ -148,7 +152,7 @@ export async function importFromCheckpoint(
   let batches = 0;
   let lastProgress = started;
   for (;;) {
-    // The next batch: records after the cursor (a gzip file is read from its start, so earlier ones are passed).
+    // The next batch: the records after the cursor.
     const batch: SourceRow[] = [];
     while (batch.length < CONTACT_LIMITS.contactsPerCall) {
       const record = await nextRecord(records);

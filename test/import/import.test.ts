@@ -156,6 +156,23 @@ describe("an import in many slices", () => {
     });
   }
 
+  it("a gzip file in many slices, one dying after a batch: the same list, counts and rejects as the plain file", async () => {
+    const r = await reference();
+    const list = await createList(r.t.account.id, "from-gzip");
+    const key = await storeImportFile(r.t.account.id, "big.csv.gz", gzipSync(new TextEncoder().encode(bigCsv(ROWS))));
+    const death = dieAt("after-batch", 2);
+    const h = harness({ EXPORT_SLICE_MAX_PAGES: 1 }, death.fault);
+    const jobId = await acceptImport(h, r.t.account, { list, format: "csv", source: { object: key } });
+    await runToEnd(h, jobId);
+    expect(death.died).toBe(true);
+    const job = await jobRow(jobId);
+    expect(job).toMatchObject({ state: "complete", processedCount: ROWS, rowsAdded: r.job.rowsAdded, rowsRejected: r.job.rowsRejected, slices: 4 });
+    expect([...(await listMembers(r.t.account.id, list)).values()].map(({ email, custom_fields, tags }) => ({ email, custom_fields, tags }))).toEqual(
+      [...r.members.values()].map(({ email, custom_fields, tags }) => ({ email, custom_fields, tags })),
+    );
+    expect(await rejectsOf(jobId)).toEqual(r.rejects);
+  });
+
   it("a message delivered twice, or a slice run again from its checkpoint, changes nothing", async () => {
     const r = await reference();
     const list = await createList(r.t.account.id, "twice");
