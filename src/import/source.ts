@@ -21,16 +21,25 @@ async function* streamChunks(stream: ReadableStream<Uint8Array>): AsyncGenerator
   }
 }
 
+/** Compressed bytes unpacked at a time: fflate works synchronously, and a whole R2 chunk could be megabytes. */
+const GUNZIP_STEP_BYTES = 64 * 1024;
+const yieldToEventLoop = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
 async function* gunzipped(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
   const out: Uint8Array[] = [];
   const gunzip = new Gunzip((chunk) => out.push(chunk));
   for await (const chunk of chunks) {
-    try {
-      gunzip.push(chunk, false);
-    } catch (error) {
-      throw new DomainError("IMPORT_INVALID", `the file is not valid gzip: ${error instanceof Error ? error.message : String(error)}`);
+    for (let at = 0; at < chunk.byteLength; at += GUNZIP_STEP_BYTES) {
+      try {
+        gunzip.push(chunk.subarray(at, at + GUNZIP_STEP_BYTES), false);
+      } catch (error) {
+        throw new DomainError("IMPORT_INVALID", `the file is not valid gzip: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      while (out.length > 0) yield out.shift()!;
+      // A turn of the event loop between steps, so that unpacking (and passing over) a large file never holds
+      // the isolate: its other requests get to run.
+      await yieldToEventLoop();
     }
-    while (out.length > 0) yield out.shift()!;
   }
   try {
     gunzip.push(new Uint8Array(0), true);
