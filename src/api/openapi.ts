@@ -112,6 +112,12 @@ const WEBHOOK_EVENTS = {
   "subscriber_import.failed": importEvent("subscriber_import.failed", "ERROR", { errormessage: { type: "string" } }, ["errormessage"]),
 };
 
+/** An import link's parameters: the job in the path, then the signed query (as download links have). */
+const SIGNED_IMPORT_LINK = [
+  { name: "jobid", in: "path", required: true, schema: { type: "string" } },
+  ...["expires", "kid", "signature"].map((name) => ({ name, in: "query", required: true, schema: { type: "string" } })),
+];
+
 function importEvent(type: string, status: string, data: Record<string, object>, required: string[]) {
   return {
     type: "object",
@@ -219,10 +225,7 @@ export function openApiDocument(methods: readonly ApiMethod[], serverUrl: string
         put: {
           operationId: "uploadImportFile",
           summary: "Uploads the file of an import (the upload link ImportSubscribersAsync answered); the import is then queued",
-          parameters: [
-            { name: "jobid", in: "path", required: true, schema: { type: "string" } },
-            ...["expires", "kid", "signature"].map((name) => ({ name, in: "query", required: true, schema: { type: "string" } })),
-          ],
+          parameters: SIGNED_IMPORT_LINK,
           requestBody: {
             required: true,
             description: "The file's bytes: CSV or NDJSON as the import asked, gzip-compressed if it said so",
@@ -242,10 +245,7 @@ export function openApiDocument(methods: readonly ApiMethod[], serverUrl: string
         get: {
           operationId: "downloadImportRejects",
           summary: "Downloads an import's rejects file (CSV: row, email, reason) with its signed link",
-          parameters: [
-            { name: "jobid", in: "path", required: true, schema: { type: "string" } },
-            ...["expires", "kid", "signature"].map((name) => ({ name, in: "query", required: true, schema: { type: "string" } })),
-          ],
+          parameters: SIGNED_IMPORT_LINK,
           responses: {
             "200": { description: "The rejects file, text/csv" },
             "403": { description: "A forged, malformed or expired link", content: jsonContent({ $ref: "#/components/schemas/ErrorEnvelope" }) },

@@ -10,7 +10,7 @@ import { quote } from "../api/envelope";
 import type { SubscriberStatus } from "../db/shard_schema";
 import type { Shard } from "../shards/directory";
 import { allocateIds } from "../shards/ids";
-import { defaultOf, fieldLookup, loadAccountFields, resolveFieldValues, type StoredValue } from "./fields";
+import { defaultOf, fieldLookup, loadAccountFields, resolveFieldValues, type AccountField, type StoredValue } from "./fields";
 import type { z } from "zod";
 import { statusOf, type contactSchema, type FieldValueInput, type TagRef } from "./input";
 import { loadNamedTags, resolveTagIds } from "./tags";
@@ -58,6 +58,8 @@ export interface WriteOptions {
    * writes, so that a retried batch takes them from there (recordedOutcomes) instead of writing again.
    */
   ledger?: { jobId: string; firstRow: number };
+  /** The account's custom fields, when the caller has them already (an import reads them once per slice). */
+  fields?: readonly AccountField[];
 }
 
 interface Resolved {
@@ -93,7 +95,7 @@ export async function writeContacts(
   options: WriteOptions,
 ): Promise<ContactResult[]> {
   const results: ContactResult[] = new Array(contacts.length);
-  const fields = fieldLookup(await loadAccountFields(shard.db, accountId));
+  const fields = fieldLookup(options.fields ?? (await loadAccountFields(shard.db, accountId)));
   const tags = await loadNamedTags(shard.db, accountId, contacts.flatMap((c) => c.tags));
 
   // Resolve each contact; a later one with the same email is merged into the first (or rejected).

@@ -181,6 +181,7 @@ export async function importFromCheckpoint(
               pathOf: (i) => `row ${valid[i]!.row}`,
               now: spec.requestedAt,
               ledger: { jobId: job.id, firstRow },
+              fields,
             },
           )));
     await fault("after-batch");
