@@ -9,11 +9,10 @@ import { sql } from "drizzle-orm";
 import { quote } from "../api/envelope";
 import type { SubscriberStatus } from "../db/shard_schema";
 import type { Shard } from "../shards/directory";
-import { allocateIds } from "../shards/ids";
+import { idsFromControl, type IdSource } from "../shards/ids";
 import { defaultOf, fieldLookup, loadAccountFields, resolveFieldValues, type AccountField, type StoredValue } from "./fields";
-import type { z } from "zod";
-import { statusOf, type contactSchema, type FieldValueInput, type TagRef } from "./input";
-import { loadNamedTags, resolveTagIds } from "./tags";
+import { statusOf, type FieldValueInput, type ParsedContact, type TagRef } from "./input";
+import { loadNamedTags, resolveTagIds, type TagLookup } from "./tags";
 
 /** One contact as the methods parse it. */
 export interface ContactInput {
@@ -32,7 +31,7 @@ export interface ContactInput {
 export type RejectionKind = "invalid" | "exists" | "missing" | "raced";
 
 /** A contact as contactSchema parses it (a call's contact[], an import's row), as writeContacts takes it. */
-export const contactInput = (c: z.output<typeof contactSchema>): ContactInput => ({
+export const contactInput = (c: ParsedContact): ContactInput => ({
   email: c.email,
   status: statusOf(c),
   subscribeDate: c.subscribedate,
@@ -57,9 +56,13 @@ export interface WriteOptions {
    * An import's batch: its outcomes are recorded in the import_batches ledger in the same transaction as the
    * writes, so that a retried batch takes them from there (recordedOutcomes) instead of writing again.
    */
-  ledger?: { jobId: string; firstRow: number };
+  ledger?: { jobId: string; firstRow: number; ids: IdSource };
   /** The account's custom fields, when the caller has them already (an import reads them once per slice). */
   fields?: readonly AccountField[];
+  /** Where new subscribers' ids come from (an import takes them in blocks); by default, a statement per call. */
+  subscriberIds?: IdSource;
+  /** Tags found by earlier calls (an import keeps them for a slice); those found here are added to it. */
+  knownTags?: TagLookup;
 }
 
 interface Resolved {
@@ -96,7 +99,7 @@ export async function writeContacts(
 ): Promise<ContactResult[]> {
   const results: ContactResult[] = new Array(contacts.length);
   const fields = fieldLookup(options.fields ?? (await loadAccountFields(shard.db, accountId)));
-  const tags = await loadNamedTags(shard.db, accountId, contacts.flatMap((c) => c.tags));
+  const tags = await loadNamedTags(shard.db, accountId, contacts.flatMap((c) => c.tags), options.knownTags);
 
   // Resolve each contact; a later one with the same email is merged into the first (or rejected).
   const byEmail = new Map<string, Resolved>();
@@ -176,10 +179,10 @@ export async function writeContacts(
   if (updates.length + inserts.length === 0) return results;
 
   if (inserts.length > 0) {
-    const first = await allocateIds(env.DB, "subscribers", inserts.length);
+    const first = await (options.subscriberIds ?? idsFromControl(env.DB, "subscribers")).take(inserts.length);
     inserts.forEach((contact, i) => (contact.id = first + i));
   }
-  const ledger = options.ledger ? await ledgerStatement(env, shard, accountId, options.ledger, contacts.length, results, updates, inserts) : null;
+  const ledger = options.ledger ? await ledgerStatement(shard, accountId, options.ledger, contacts.length, results, updates, inserts) : null;
   const rowsOf = (list: Array<Resolved & { id: number }>) =>
     JSON.stringify(list.map((c) => ({ id: c.id, email: c.email, status: c.status, date: c.date, fields: c.fields, tags: c.tags })));
   const updateRows = rowsOf(updates);
@@ -209,13 +212,15 @@ export async function writeContacts(
          RETURNING id`,
       )
       .bind(insertRows, accountId, listId, options.now),
-    // Tags are added (never removed here); a subscriber that was not written gets none.
+    // Tags are added (never removed here); a subscriber that was not written gets none, nor does a tag deleted
+    // since it was looked up (which would otherwise fail the batch on the foreign key).
     d1
       .prepare(
         `INSERT OR IGNORE INTO subscriber_tags (subscriber_id, tag_id)
          SELECT j.value ->> 'id', t.value
          FROM json_each(?1) j CROSS JOIN json_each(j.value -> 'tags') t
-         WHERE EXISTS (SELECT 1 FROM subscribers s WHERE s.id = j.value ->> 'id' AND +s.account_id = ?2)`,
+         WHERE EXISTS (SELECT 1 FROM subscribers s WHERE s.id = j.value ->> 'id' AND +s.account_id = ?2)
+           AND EXISTS (SELECT 1 FROM tags g WHERE g.id = t.value AND +g.account_id = ?2)`,
       )
       .bind(JSON.stringify([...updates, ...inserts].map((c) => ({ id: c.id, tags: c.tags }))), accountId),
     ...(ledger ? [ledger] : []),
@@ -254,10 +259,9 @@ interface LedgerOutcome {
  * batch, which rolls the whole second attempt back.
  */
 async function ledgerStatement(
-  env: Env,
   shard: Shard,
   accountId: number,
-  ledger: { jobId: string; firstRow: number },
+  ledger: NonNullable<WriteOptions["ledger"]>,
   count: number,
   results: ContactResult[],
   updates: ReadonlyArray<Resolved & { id: number }>,
@@ -273,7 +277,7 @@ async function ledgerStatement(
     for (const index of contact.merged) plan.push({ i: index, plan: "updated", id: contact.id });
   }
   for (const contact of updates) for (const index of [contact.index, ...contact.merged]) plan.push({ i: index, plan: "updated", id: contact.id });
-  const id = await allocateIds(env.DB, "import_batches", 1);
+  const id = await ledger.ids.take(1);
   return shard.d1
     .prepare(
       `INSERT INTO import_batches (id, account_id, job_id, first_row, outcomes)

@@ -10,7 +10,7 @@
  */
 import { describeIssues } from "../api/envelope";
 import { loadAccountFields } from "../contacts/fields";
-import { CONTACT_LIMITS, contactSchema } from "../contacts/input";
+import { CONTACT_LIMITS, parseContact } from "../contacts/input";
 import { contactInput, forgetLedger, recordedOutcomes, writeContacts, type ContactInput, type ContactResult } from "../contacts/write";
 import type { ExportJob } from "../db/control_schema";
 import { DomainError } from "../errors";
@@ -29,12 +29,17 @@ import { linkExpiry } from "../export/link";
 import { R2PartWriter } from "../export/r2_writer";
 import type { SliceDeps, SliceOutcome } from "../export/slice";
 import { shardForWriting } from "../shards/directory";
+import { idsInBlocks } from "../shards/ids";
+import type { TagLookup } from "../contacts/tags";
 import { csvContact, csvLayout, ndjsonContact, type CsvLayout } from "./contacts";
 import { csvCells, MAX_RECORD_BYTES, readRecords, type RawRecord } from "./records";
 import { sourceBytes } from "./source";
 import { rejectsFileName, type ImportSpec } from "./spec";
 
 const REJECTS_HEADER = "row,email,reason\r\n";
+
+/** New subscribers' ids are taken 20 batches at a time. */
+const ID_BLOCK = 20 * CONTACT_LIMITS.contactsPerCall;
 
 const csvLine = (cells: readonly unknown[]) => cells.map(csvCell).join(",") + "\r\n";
 
@@ -132,7 +137,7 @@ export async function importFromCheckpoint(
     }
     if ("problem" in raw) return { row, end: record.end, rejected: `${at} ${raw.problem}`, email: null };
     const email = typeof raw.contact.email === "string" ? raw.contact.email : null;
-    const parsed = contactSchema.safeParse(raw.contact);
+    const parsed = parseContact(raw.contact);
     if (!parsed.success) return { row, end: record.end, rejected: describeIssues(parsed.error, at), email };
     const c = parsed.data;
     return {
@@ -149,6 +154,15 @@ export async function importFromCheckpoint(
     await writer.writeText(csvLine([row, email ?? "", reason]));
   };
 
+  // Kept from batch to batch: blocks of ids (a statement on the control database per block, not per batch) and
+  // the tags found so far.
+  const subscriberIds = idsInBlocks(env.DB, "subscribers", ID_BLOCK);
+  const ledgerIds = idsInBlocks(env.DB, "import_batches", ID_BLOCK / CONTACT_LIMITS.contactsPerCall);
+  const knownTags: TagLookup = { byId: new Map(), byName: new Map() };
+  // Only batches after the checkpoint that an earlier slice wrote before it died are in the ledger, and they come
+  // first: once a batch is not there, the rest of the slice's are not either. (Were a stray earlier slice still
+  // writing them, the ledger's unique key would fail this slice's write, and the next slice would find it.)
+  let mayBeRecorded = true;
   let batches = 0;
   let lastProgress = started;
   for (;;) {
@@ -165,10 +179,13 @@ export async function importFromCheckpoint(
 
     const valid = batch.filter((r): r is Extract<SourceRow, { contact: ContactInput }> => "contact" in r);
     const firstRow = batch[0]!.row;
+    const recorded: ContactResult[] | null = valid.length > 0 && mayBeRecorded ? await recordedOutcomes(shard, job.id, firstRow, valid.length) : null;
+    // (A batch of rejected rows only has nothing to record, and says nothing of the next.)
+    if (valid.length > 0) mayBeRecorded = recorded !== null;
     const outcomes: ContactResult[] =
       valid.length === 0
         ? []
-        : ((await recordedOutcomes(shard, job.id, firstRow, valid.length)) ??
+        : (recorded ??
           (await writeContacts(
             env,
             shard,
@@ -180,8 +197,10 @@ export async function importFromCheckpoint(
               ifMissing: "add",
               pathOf: (i) => `row ${valid[i]!.row}`,
               now: spec.requestedAt,
-              ledger: { jobId: job.id, firstRow },
+              ledger: { jobId: job.id, firstRow, ids: ledgerIds },
               fields,
+              subscriberIds,
+              knownTags,
             },
           )));
     await fault("after-batch");

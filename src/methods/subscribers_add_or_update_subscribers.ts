@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { describeIssues } from "../api/envelope";
 import { defineMethod } from "../api/method";
-import { CONTACT_LIMITS, contactSchema, listId } from "../contacts/input";
+import { CONTACT_LIMITS, listId, parseContact } from "../contacts/input";
 import { ownList } from "../contacts/lists";
 import { contactInput, writeContacts, type ContactInput, type ContactResult } from "../contacts/write";
 import { booleanish } from "./segment_selection";
@@ -43,7 +43,7 @@ export const addOrUpdateSubscribers = defineMethod({
     const results: ContactResult[] = new Array(details.contact.length);
     const valid: Array<{ index: number; contact: ContactInput }> = [];
     for (const [index, raw] of details.contact.entries()) {
-      const parsed = contactSchema.safeParse(raw);
+      const parsed = parseContact(raw);
       if (!parsed.success) {
         results[index] = { result: "rejected", kind: "invalid", reason: describeIssues(parsed.error, `contact.${index}`) };
         continue;

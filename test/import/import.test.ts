@@ -6,9 +6,9 @@
 import { env } from "cloudflare:workers";
 import { gzipSync } from "fflate";
 import { describe, expect, it } from "vitest";
-import { eq } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import { accountDirectory } from "../../src/db/control_schema";
-import { callApi, createAccount, createField, createList, createTag, dataOf, db, request, seedScenario, type TestAccount } from "../fixtures";
+import { callApi, createAccount, createField, createList, createTag, dataOf, db, request, seedScenario, shardDb, type TestAccount } from "../fixtures";
 import { createJob, dieAt, handle, harness, jobRow, runToEnd } from "../export/driver";
 import type { FaultPoint } from "../../src/export/slice";
 import { parseCsv } from "../api/helpers";
@@ -185,6 +185,56 @@ describe("an import in many slices", () => {
     await handle(h, next);
     await runToEnd(h, jobId);
     expect(await jobRow(jobId)).toMatchObject({ rowsAdded: r.job.rowsAdded, rowsRejected: r.job.rowsRejected });
+  });
+});
+
+describe("batches a slice wrote before it died", () => {
+  /** 1,000 good rows, 1,000 rows all rejected (no address), 500 good rows: three batches, the middle one with nothing to record. */
+  function csvWithRejectedBatch(): string {
+    const lines = ["email,Company"];
+    for (let i = 0; i < 1_000; i++) lines.push(`first${i}@example.com,One`);
+    for (let i = 0; i < 1_000; i++) lines.push(`not-an-address-${i},Two`);
+    for (let i = 0; i < 500; i++) lines.push(`third${i}@example.com,Three`);
+    return lines.join("\n") + "\n";
+  }
+
+  it("are all found in the ledger by the next slice, across a batch of rejected rows only: each row counted once", async () => {
+    const t = await importTarget();
+    const key = await storeImportFile(t.account.id, "three-batches.csv", csvWithRejectedBatch());
+    // One slice writes all three batches and dies before it completes the job: the next starts at the checkpoint
+    // of the accepted job, the file's start.
+    const death = dieAt("before-complete", 1);
+    const h = harness({ EXPORT_SLICE_MAX_PAGES: 10 }, death.fault);
+    const jobId = await acceptImport(h, t.account, { list: t.list, format: "csv", source: { object: key } });
+    await runToEnd(h, jobId);
+    expect(death.died).toBe(true);
+    expect(await jobRow(jobId)).toMatchObject({ state: "complete", processedCount: 2_500, rowsAdded: 1_500, rowsUpdated: 0, rowsRejected: 1_000 });
+    expect((await listMembers(t.account.id, t.list)).size).toBe(1_500);
+    const rejects = await rejectsOf(jobId);
+    expect(rejects).toHaveLength(1_001);
+    expect(rejects[1]).toEqual(["1001", "not-an-address-0", 'row 1001.email: "not-an-address-0" is not a valid email address']);
+  });
+});
+
+describe("a tag deleted while an import runs", () => {
+  it("is not given to the rows after it (the slice looked it up earlier), and the import goes on", async () => {
+    const t = await importTarget();
+    const lines = ["email,tags"];
+    for (let i = 0; i < 2_500; i++) lines.push(`tagged${i}@example.com,vip; trial`);
+    const key = await storeImportFile(t.account.id, "tagged.csv", lines.join("\n") + "\n");
+    let deleted = false;
+    // After the first batch of the (only) slice: the tag goes, its memberships with it.
+    const h = harness({ EXPORT_SLICE_MAX_PAGES: 10 }, async (point) => {
+      if (point !== "mid-part" || deleted) return;
+      deleted = true;
+      await (await shardDb(t.account.id)).run(sql`DELETE FROM tags WHERE id = ${t.tags.vip}`);
+    });
+    const jobId = await acceptImport(h, t.account, { list: t.list, format: "csv", source: { object: key } });
+    await runToEnd(h, jobId);
+    expect(deleted).toBe(true);
+    expect(await jobRow(jobId)).toMatchObject({ state: "complete", rowsAdded: 2_500, rowsRejected: 0, slices: 1 });
+    const members = await listMembers(t.account.id, t.list);
+    expect(new Set([...members.values()].map((m) => m.tags.join("|")))).toEqual(new Set(["trial"]));
   });
 });
 

@@ -5,7 +5,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { ALLOCATED_TABLES, type AllocatedTable } from "../../src/db/shard_schema";
-import { allocateIds } from "../../src/shards/ids";
+import { allocateIds, idsInBlocks } from "../../src/shards/ids";
 import { unique } from "../fixtures";
 
 /** The last id handed out for a table (0: none yet), read from the control database. */
@@ -78,5 +78,22 @@ describe("allocateIds", () => {
       `allocateIds: count must be a positive integer, not ${count}`,
     );
     expect(await lastId("segments")).toBe(before);
+  });
+});
+
+describe("idsInBlocks", () => {
+  it("hands out ids from blocks, asking the control database once per block, none of them twice", async () => {
+    const a = idsInBlocks(env.DB, "subscribers", 100);
+    const b = idsInBlocks(env.DB, "subscribers", 100);
+    const before = await lastId("subscribers");
+    const taken: number[] = [];
+    for (const [source, count] of [[a, 30], [b, 30], [a, 60], [a, 20], [b, 250], [a, 1]] as const) {
+      const first = await source.take(count);
+      taken.push(...block(first, count));
+    }
+    expect(new Set(taken).size).toBe(taken.length);
+    // a: a block of 100 (30 + 60), then one of 100 (20 + 1); b: 100 (30), then 250 (a take past the block size).
+    expect(await lastId("subscribers")).toBe(before + 100 + 100 + 100 + 250);
+    expect(Math.min(...taken)).toBeGreaterThan(before);
   });
 });
