@@ -183,30 +183,30 @@ export async function writeContacts(
     inserts.forEach((contact, i) => (contact.id = first + i));
   }
   const ledger = options.ledger ? await ledgerStatement(shard, accountId, options.ledger, contacts.length, results, updates, inserts) : null;
-  const rowsOf = (list: Array<Resolved & { id: number }>) =>
-    JSON.stringify(list.map((c) => ({ id: c.id, email: c.email, status: c.status, date: c.date, fields: c.fields, tags: c.tags })));
-  const updateRows = rowsOf(updates);
-  const insertRows = rowsOf(inserts);
+  // Rows travel as arrays, not objects: SQLite reads each column of a row by its position, where a key would be
+  // looked for by name in the row's text once per column. A new subscriber's nulls are left out: it has no value
+  // there.
+  const updateRows = JSON.stringify(updates.map((c) => [c.id, c.status, c.date, c.fields]));
+  const insertRows = JSON.stringify(inserts.map((c) => [c.id, c.email, c.status, c.date, withoutNulls(c.fields)]));
+  const tagRows = JSON.stringify([...updates, ...inserts].flatMap((c) => (c.tags.length > 0 ? [[c.id, c.tags]] : [])));
   const { d1 } = shard;
   const [updated, inserted] = await d1.batch<{ id: number }>([
     // Fields are patched (a null value clears one); status and date change only when given.
     d1
       .prepare(
         `UPDATE subscribers SET
-           status = coalesce(j.value ->> 'status', subscribers.status),
-           subscribe_date = coalesce(j.value ->> 'date', subscribers.subscribe_date),
-           custom_fields = json_patch(subscribers.custom_fields, j.value -> 'fields')
+           status = coalesce(j.value ->> 1, subscribers.status),
+           subscribe_date = coalesce(j.value ->> 2, subscribers.subscribe_date),
+           custom_fields = json_patch(subscribers.custom_fields, j.value -> 3)
          FROM json_each(?1) j
-         WHERE subscribers.id = j.value ->> 'id' AND +subscribers.account_id = ?2 AND +subscribers.list_id = ?3
+         WHERE subscribers.id = j.value ->> 0 AND +subscribers.account_id = ?2 AND +subscribers.list_id = ?3
          RETURNING subscribers.id AS id`,
       )
       .bind(updateRows, accountId, listId),
-    // json_patch of {} drops the nulls a new subscriber was given: it has no value there.
     d1
       .prepare(
         `INSERT INTO subscribers (id, account_id, list_id, email, status, subscribe_date, custom_fields)
-         SELECT j.value ->> 'id', ?2, ?3, j.value ->> 'email', coalesce(j.value ->> 'status', 'active'),
-                coalesce(j.value ->> 'date', ?4), json_patch('{}', j.value -> 'fields')
+         SELECT j.value ->> 0, ?2, ?3, j.value ->> 1, coalesce(j.value ->> 2, 'active'), coalesce(j.value ->> 3, ?4), j.value -> 4
          FROM json_each(?1) j WHERE true
          ON CONFLICT (list_id, email) DO NOTHING
          RETURNING id`,
@@ -217,12 +217,12 @@ export async function writeContacts(
     d1
       .prepare(
         `INSERT OR IGNORE INTO subscriber_tags (subscriber_id, tag_id)
-         SELECT j.value ->> 'id', t.value
-         FROM json_each(?1) j CROSS JOIN json_each(j.value -> 'tags') t
-         WHERE EXISTS (SELECT 1 FROM subscribers s WHERE s.id = j.value ->> 'id' AND +s.account_id = ?2)
+         SELECT j.value ->> 0, t.value
+         FROM json_each(?1) j CROSS JOIN json_each(j.value -> 1) t
+         WHERE EXISTS (SELECT 1 FROM subscribers s WHERE s.id = j.value ->> 0 AND +s.account_id = ?2)
            AND EXISTS (SELECT 1 FROM tags g WHERE g.id = t.value AND +g.account_id = ?2)`,
       )
-      .bind(JSON.stringify([...updates, ...inserts].map((c) => ({ id: c.id, tags: c.tags }))), accountId),
+      .bind(tagRows, accountId),
     ...(ledger ? [ledger] : []),
   ]);
   const updatedIds = new Set(updated!.results.map((r) => Number(r.id)));
@@ -240,6 +240,12 @@ export async function writeContacts(
     for (const index of contact.merged) results[index] = { result: "updated", subscriberid: contact.id };
   }
   return results;
+}
+
+function withoutNulls(fields: Record<string, StoredValue>): Record<string, StoredValue> {
+  const kept: Record<string, StoredValue> = {};
+  for (const key in fields) if (fields[key] !== null) kept[key] = fields[key]!;
+  return kept;
 }
 
 /** One contact's outcome as the ledger keeps it. */

@@ -288,6 +288,42 @@ describe("importing NDJSON, and an export as is", () => {
     await runToEnd(h, jobId);
     expect(await jobRow(jobId)).toMatchObject({ rowsAdded: 6 });
   });
+
+  it("reads a file of several gzip members in many slices, each resuming inside one: the same as the plain file", async () => {
+    const t = await importTarget();
+    const text = bigCsv(2_100);
+    const lines = text.split("\n");
+    // Members cut mid-batch and mid-slice: the header and 700 rows, 900 rows, the rest.
+    const cuts = [lines.slice(0, 701), lines.slice(701, 1_601), lines.slice(1_601)].map((part, i, all) => part.join("\n") + (i < all.length - 1 ? "\n" : ""));
+    const members = cuts.map((part) => gzipSync(new TextEncoder().encode(part)));
+    const bytes = new Uint8Array(members.reduce((n, m) => n + m.length, 0));
+    members.reduce((at, m) => (bytes.set(m, at), at + m.length), 0);
+    const h = harness({ EXPORT_SLICE_MAX_PAGES: 1 });
+    const plain = await acceptImport(h, t.account, { list: t.list, format: "csv", source: { object: await storeImportFile(t.account.id, "plain.csv", text) } });
+    await runToEnd(h, plain);
+    const list = await createList(t.account.id, "from-members");
+    const jobId = await acceptImport(h, t.account, { list, format: "csv", source: { object: await storeImportFile(t.account.id, "members.csv.gz", bytes) } });
+    await runToEnd(h, jobId);
+    const expected = await jobRow(plain);
+    expect(await jobRow(jobId)).toMatchObject({ state: "complete", processedCount: 2_100, rowsAdded: expected.rowsAdded, rowsRejected: expected.rowsRejected, slices: 3 });
+    const members_ = (id: number) => listMembers(t.account.id, id).then((m) => [...m.values()].map(({ email, custom_fields, tags }) => ({ email, custom_fields, tags })));
+    expect(await members_(list)).toEqual(await members_(t.list));
+    expect(await rejectsOf(jobId)).toEqual(await rejectsOf(plain));
+  });
+
+  it("fails, saying why, on a file that is not gzip or ends early", async () => {
+    const t = await importTarget();
+    const h = harness();
+    const whole = gzipSync(new TextEncoder().encode(Array.from({ length: 2_000 }, (_, i) => JSON.stringify({ email: `cut${i}@example.com` })).join("\n")));
+    for (const [name, bytes, reason] of [
+      ["not-gzip.ndjson.gz", new TextEncoder().encode('{"email":"ada@example.com"}\n'), /^The import cannot run: the file is not valid gzip: /],
+      ["cut.ndjson.gz", whole.subarray(0, Math.floor(whole.length / 2)), /^The import cannot run: the gzip file ends early: /],
+    ] as const) {
+      const jobId = await acceptImport(h, t.account, { list: t.list, format: "ndjson", compression: "gzip", source: { object: await storeImportFile(t.account.id, name, bytes) } });
+      await runToEnd(h, jobId);
+      expect(await jobRow(jobId)).toMatchObject({ state: "failed", errorMessage: expect.stringMatching(reason) });
+    }
+  });
 });
 
 async function gunzipText(jobId: string): Promise<string> {
