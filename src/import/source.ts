@@ -54,10 +54,34 @@ async function* fflateGunzipped(chunks: AsyncIterable<Uint8Array>): AsyncGenerat
   while (out.length > 0) yield out.shift()!;
 }
 
+/**
+ * The runtime's gunzip, fed GUNZIP_STEP_BYTES at a time: R2 may hand over a large file in a few big chunks, and
+ * one such chunk would be unpacked in one go (all of it held at once, the isolate busy meanwhile).
+ */
+async function* nativeGunzipped(compressed: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const unpack = new DecompressionStream("gzip");
+  const writer = unpack.writable.getWriter();
+  const feeding = (async () => {
+    for await (const chunk of compressed) {
+      for (let at = 0; at < chunk.byteLength; at += GUNZIP_STEP_BYTES) await writer.write(chunk.subarray(at, at + GUNZIP_STEP_BYTES));
+    }
+    await writer.close();
+  })();
+  // A failure of the feeding shows in the reading too (the stream errors); this keeps it from going unhandled.
+  feeding.catch(() => {});
+  try {
+    yield* streamChunks(unpack.readable);
+    await feeding;
+  } finally {
+    // Stopped early (the slice is over, or failed): let go of the source.
+    await writer.abort().catch(() => {});
+  }
+}
+
 async function* gunzipped(bucket: R2Bucket, key: string): AsyncGenerator<Uint8Array> {
   let given = 0;
   try {
-    for await (const chunk of streamChunks((await storedObject(bucket, key)).body.pipeThrough(new DecompressionStream("gzip")))) {
+    for await (const chunk of nativeGunzipped(streamChunks((await storedObject(bucket, key)).body))) {
       given += chunk.byteLength;
       yield chunk;
     }

@@ -163,6 +163,26 @@ describe("Subscribers / AddSubscriberToList", () => {
 });
 
 describe("Subscribers / AddOrUpdateSubscribers", () => {
+  it("settles concurrent calls for the same emails: each contact added by one call and updated by the others, once per email", async () => {
+    const s = await seedScenario();
+    const emails = Array.from({ length: 50 }, (_, i) => `race${i}@example.com`);
+    const calls = await Promise.all(
+      [0, 1, 2, 3].map((n) =>
+        call(s.account, "AddOrUpdateSubscribers", { list: s.lists.newsletter, contact: emails.map((email) => ({ email, customfield: [{ name: "Company", value: `call ${n}` }], tag: ["vip"] })) }),
+      ),
+    );
+    const results = calls.map((res) => dataOf<{ added: number; updated: number; rejected: number; results: Array<{ result: string; subscriberid: string }> }>(res));
+    expect(results.map((r) => r.rejected)).toEqual([0, 0, 0, 0]);
+    expect(results.reduce((n, r) => n + r.added, 0)).toBe(emails.length);
+    expect(results.reduce((n, r) => n + r.updated, 0)).toBe(3 * emails.length);
+    for (const [i, email] of emails.entries()) {
+      const subscriber = (await stored(s.account.id, s.lists.newsletter, email))!;
+      // Every call names the same subscriber, whichever added it.
+      expect(new Set(results.map((r) => r.results[i]!.subscriberid))).toEqual(new Set([String(subscriber.id)]));
+      expect(subscriber.tags).toEqual([s.tags.vip]);
+    }
+  });
+
   it("gives each contact its own result; bad ones are rejected by index and reason, the rest written in one batch", async () => {
     const s = await seedScenario();
     const existing = s.people.find((p) => p.listId === s.lists.newsletter)!;
