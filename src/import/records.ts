@@ -59,21 +59,25 @@ export async function* readRecords(chunks: AsyncIterable<Uint8Array>, start: num
     }
   };
 
+  // Where the CSV record being scanned ends: the first line feed outside quotes after `scanned`, or -1 (with
+  // inQuotes as the buffer's end leaves it). indexOf searches natively, and each search stops at the line end.
+  const csvRecordEnd = (): number => {
+    for (let at = scanned; ; ) {
+      const lf = buffer.indexOf(LF, at);
+      const line = buffer.subarray(at, lf < 0 ? buffer.length : lf);
+      for (let q = line.indexOf(QUOTE); q >= 0; q = line.indexOf(QUOTE, q + 1)) inQuotes = !inQuotes;
+      if (lf < 0 || !inQuotes) return lf;
+      at = lf + 1;
+    }
+  };
+
   for await (const chunk of chunks) {
     const joined = new Uint8Array(buffer.length + chunk.length);
     joined.set(buffer);
     joined.set(chunk, buffer.length);
     buffer = joined;
     for (;;) {
-      let end = -1;
-      for (let i = scanned; i < buffer.length; i++) {
-        const byte = buffer[i];
-        if (csv && byte === QUOTE && !skippingOverlong) inQuotes = !inQuotes;
-        else if (byte === LF && (!inQuotes || skippingOverlong)) {
-          end = i;
-          break;
-        }
-      }
+      const end = csv && !skippingOverlong ? csvRecordEnd() : buffer.indexOf(LF, scanned);
       if (end < 0) {
         scanned = buffer.length;
         if (buffer.length > MAX_RECORD_BYTES && !skippingOverlong) skippingOverlong = true;
