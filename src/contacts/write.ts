@@ -88,8 +88,14 @@ interface Resolved {
  * with the list). test/contacts/write_plans.test.ts checks them with EXPLAIN QUERY PLAN.
  */
 
-/** A planned contact, as the statements read it: by position (SQLite reads an array's element without a key search). */
-const P = { email: 0, newId: 1, status: 2, date: 3, patch: 4, newFields: 5, tags: 6, indexes: 7, ifAbsent: 8, ifPresent: 9 } as const;
+/*
+ * Each statement gets the rows it reads, as arrays (SQLite reads an array's element by position, without a key
+ * search), and nothing more: every statement parses all of its JSON.
+ *   update:   [email, status, date, fields to patch]
+ *   insert:   [new id, email, status, date, fields]          (the contacts that may be new)
+ *   tag:      [email, new id, updatable (1/0), tag ids]       (the contacts with tags)
+ *   outcomes: [email, new id, row indexes, if absent, if present]
+ */
 
 /**
  * Each row's outcome as JSON, [{i, r, id, kind, reason}], from the plan (?1) and the list (?2) as the writes left
@@ -99,47 +105,45 @@ const P = { email: 0, newId: 1, status: 2, date: 3, patch: 4, newFields: 5, tags
 const OUTCOMES = `json_group_array(json_object(
     'i', x.value,
     'r', CASE WHEN s.id IS NULL THEN 'rejected'
-              WHEN s.id = p.value ->> ${P.newId} THEN CASE WHEN x.key = 0 THEN 'added' ELSE 'updated' END
-              WHEN p.value ->> ${P.ifPresent} IS NULL THEN 'updated'
+              WHEN s.id = p.value ->> 1 THEN CASE WHEN x.key = 0 THEN 'added' ELSE 'updated' END
+              WHEN p.value ->> 4 IS NULL THEN 'updated'
               ELSE 'rejected' END,
-    'id', CASE WHEN s.id = p.value ->> ${P.newId} OR p.value ->> ${P.ifPresent} IS NULL THEN s.id END,
-    'kind', CASE WHEN s.id IS NULL THEN p.value -> ${P.ifAbsent} ->> 0
-                 WHEN s.id = p.value ->> ${P.newId} OR p.value ->> ${P.ifPresent} IS NULL THEN NULL
-                 ELSE p.value -> ${P.ifPresent} ->> 0 END,
-    'reason', CASE WHEN s.id IS NULL THEN p.value -> ${P.ifAbsent} ->> 1
-                   WHEN s.id = p.value ->> ${P.newId} OR p.value ->> ${P.ifPresent} IS NULL THEN NULL
-                   ELSE (p.value -> ${P.ifPresent} ->> 1) || s.id || (p.value -> ${P.ifPresent} ->> 2) END))`;
-const OUTCOMES_FROM = `FROM json_each(?1) p CROSS JOIN json_each(p.value -> ${P.indexes}) x
-  LEFT JOIN subscribers s ON s.list_id = ?2 AND s.email = p.value ->> ${P.email}`;
+    'id', CASE WHEN s.id = p.value ->> 1 OR p.value ->> 4 IS NULL THEN s.id END,
+    'kind', CASE WHEN s.id IS NULL THEN coalesce(p.value -> 3 ->> 0, 'invalid')
+                 WHEN s.id = p.value ->> 1 OR p.value ->> 4 IS NULL THEN NULL
+                 ELSE p.value -> 4 ->> 0 END,
+    'reason', CASE WHEN s.id IS NULL THEN coalesce(p.value -> 3 ->> 1, 'could not be written')
+                   WHEN s.id = p.value ->> 1 OR p.value ->> 4 IS NULL THEN NULL
+                   ELSE (p.value -> 4 ->> 1) || s.id || (p.value -> 4 ->> 2) END))`;
+const OUTCOMES_FROM = `FROM json_each(?1) p CROSS JOIN json_each(p.value -> 2) x
+  LEFT JOIN subscribers s ON s.list_id = ?2 AND s.email = p.value ->> 0`;
 
 /**
- * The batch's statements, in their order. Each binds the plan as ?1 and the list as ?2; then the account (?3),
+ * The batch's statements, in their order. Each binds its rows as ?1 and the list as ?2; then the account (?3),
  * and for the insert the default subscribe date (?4); recordOutcomes binds (?3..?6) the ledger row's id, the
  * account, the job and the batch's first row.
  */
 export const WRITE_SQL = {
-  // Fields are patched (a null value clears one); status and date change only when given.
-  // (The contacts are matched to their subscribers' ids first, in a materialized CTE whose CROSS JOIN fixes its
-  // order: joined directly, UPDATE … FROM reads the list by its status index and each contact once per subscriber.)
+  // Fields are patched (a null value clears one); status and date change only when given. (The contacts are
+  // matched to their subscribers' ids first, in a materialized CTE whose CROSS JOIN fixes its order: joined
+  // directly, UPDATE … FROM reads the list by its status index and each contact once per subscriber.)
   update: `WITH m AS MATERIALIZED (
-      SELECT s.id, p.value FROM json_each(?1) p CROSS JOIN subscribers s WHERE s.list_id = ?2 AND s.email = p.value ->> ${P.email})
+      SELECT s.id, p.value FROM json_each(?1) p CROSS JOIN subscribers s WHERE s.list_id = ?2 AND s.email = p.value ->> 0)
     UPDATE subscribers SET
-      status = coalesce(m.value ->> ${P.status}, subscribers.status),
-      subscribe_date = coalesce(m.value ->> ${P.date}, subscribers.subscribe_date),
-      custom_fields = json_patch(subscribers.custom_fields, m.value -> ${P.patch})
+      status = coalesce(m.value ->> 1, subscribers.status),
+      subscribe_date = coalesce(m.value ->> 2, subscribers.subscribe_date),
+      custom_fields = json_patch(subscribers.custom_fields, m.value -> 3)
     FROM m WHERE subscribers.id = m.id AND +subscribers.account_id = ?3`,
   insert: `INSERT INTO subscribers (id, account_id, list_id, email, status, subscribe_date, custom_fields)
-    SELECT p.value ->> ${P.newId}, ?3, ?2, p.value ->> ${P.email}, coalesce(p.value ->> ${P.status}, 'active'),
-           coalesce(p.value ->> ${P.date}, ?4), p.value -> ${P.newFields}
-    FROM json_each(?1) p WHERE p.value ->> ${P.newId} IS NOT NULL
+    SELECT p.value ->> 0, ?3, ?2, p.value ->> 1, coalesce(p.value ->> 2, 'active'), coalesce(p.value ->> 3, ?4), p.value -> 4
+    FROM json_each(?1) p WHERE true
     ON CONFLICT (list_id, email) DO NOTHING`,
   // Tags are added (never removed here) to the contacts written: updated ones, or those this batch added. A tag
   // deleted since it was looked up is left out (it would fail the batch on the foreign key).
   tag: `INSERT OR IGNORE INTO subscriber_tags (subscriber_id, tag_id)
     SELECT s.id, t.value
-    FROM json_each(?1) p CROSS JOIN subscribers s CROSS JOIN json_each(p.value -> ${P.tags}) t
-    WHERE s.list_id = ?2 AND s.email = p.value ->> ${P.email}
-      AND (s.id = p.value ->> ${P.newId} OR p.value ->> ${P.ifPresent} IS NULL)
+    FROM json_each(?1) p CROSS JOIN subscribers s CROSS JOIN json_each(p.value -> 3) t
+    WHERE s.list_id = ?2 AND s.email = p.value ->> 0 AND (s.id = p.value ->> 1 OR p.value ->> 2)
       AND EXISTS (SELECT 1 FROM tags g WHERE g.id = t.value AND +g.account_id = ?3)`,
   outcomes: `SELECT ${OUTCOMES} AS outcomes ${OUTCOMES_FROM}`,
   recordOutcomes: `INSERT INTO import_batches (id, account_id, job_id, first_row, outcomes)
@@ -163,8 +167,8 @@ export async function writeContacts(
 
   // Resolve each contact; a later one with the same email is merged into the first (or rejected). A contact
   // that cannot be written is planned as a rejection whatever the list holds.
-  const plan: unknown[][] = [];
-  const rejectAlways = (index: number, kind: RejectionKind, reason: string) => plan.push([null, null, null, null, null, null, [], [index], [kind, reason], null]);
+  const outcomeRows: unknown[][] = [];
+  const rejectAlways = (index: number, kind: RejectionKind, reason: string) => outcomeRows.push([null, null, [index], [kind, reason], null]);
   const byEmail = new Map<string, Resolved>();
   for (const [index, contact] of contacts.entries()) {
     const path = options.pathOf(index);
@@ -205,44 +209,51 @@ export async function writeContacts(
   // Ids for the contacts that may be new. Those that turn out to be in the list leave theirs unused: ids are
   // unique, not dense.
   const adding = options.ifMissing === "add";
+  const updating = options.ifExists === "update";
   let nextId = adding && byEmail.size > 0 ? await (options.subscriberIds ?? idsFromControl(env.DB, "subscribers")).take(byEmail.size) : 0;
+  const updateRows: unknown[][] = [];
+  const insertRows: unknown[][] = [];
+  const tagRows: unknown[][] = [];
   for (const contact of byEmail.values()) {
     const path = options.pathOf(contact.index);
-    let newFields: Record<string, StoredValue> | null = null;
-    let ifAbsent: [RejectionKind, string] = ["missing", `${path}.email: ${quote(contact.email)} is not in list ${listId}`];
+    let newId: number | null = null;
+    // Why the contact is not in the list after the writes, if it is not (null: it is, having been added).
+    let ifAbsent: [RejectionKind, string] | null = ["missing", `${path}.email: ${quote(contact.email)} is not in list ${listId}`];
     if (adding) {
       // As a new subscriber: its fields' defaults fill in what it lacks, and required fields must then have a
       // value. Its nulls are left out: it has no value there.
-      newFields = {};
+      const newFields: Record<string, StoredValue> = {};
       for (const field of fields.all) {
         const key = String(field.id);
         const value = key in contact.fields ? contact.fields[key]! : defaultOf(field);
         if (value !== null) newFields[key] = value;
       }
-      const missing = fields.all.find((field) => field.required && newFields![String(field.id)] === undefined);
+      const missing = fields.all.find((field) => field.required && newFields[String(field.id)] === undefined);
       if (missing) {
-        newFields = null;
         ifAbsent = ["invalid", `${path}.customfield: ${quote(missing.name)} is required`];
       } else {
-        ifAbsent = ["invalid", `${path} could not be added`];
+        newId = nextId++;
+        ifAbsent = null;
+        insertRows.push([newId, contact.email, contact.status, contact.date, newFields]);
       }
     }
-    const ifPresent =
-      options.ifExists === "update" ? null : ["exists", `${path}.email: ${quote(contact.email)} is already in list ${listId} (subscriber id `, ")"];
-    plan.push([contact.email, newFields ? nextId++ : null, contact.status, contact.date, contact.fields, newFields, contact.tags, [contact.index, ...contact.merged], ifAbsent, ifPresent]);
+    if (updating) updateRows.push([contact.email, contact.status, contact.date, contact.fields]);
+    if (contact.tags.length > 0) tagRows.push([contact.email, newId, updating ? 1 : 0, contact.tags]);
+    const ifPresent = updating ? null : ["exists", `${path}.email: ${quote(contact.email)} is already in list ${listId} (subscriber id `, ")"];
+    outcomeRows.push([contact.email, newId, [contact.index, ...contact.merged], ifAbsent, ifPresent]);
   }
 
-  const planJson = JSON.stringify(plan);
   const { d1 } = shard;
+  const outcomesJson = JSON.stringify(outcomeRows);
   const statements = [
-    ...(options.ifExists === "update" ? [d1.prepare(WRITE_SQL.update).bind(planJson, listId, accountId)] : []),
-    ...(adding ? [d1.prepare(WRITE_SQL.insert).bind(planJson, listId, accountId, options.now)] : []),
-    d1.prepare(WRITE_SQL.tag).bind(planJson, listId, accountId),
+    ...(updateRows.length > 0 ? [d1.prepare(WRITE_SQL.update).bind(JSON.stringify(updateRows), listId, accountId)] : []),
+    ...(insertRows.length > 0 ? [d1.prepare(WRITE_SQL.insert).bind(JSON.stringify(insertRows), listId, accountId, options.now)] : []),
+    ...(tagRows.length > 0 ? [d1.prepare(WRITE_SQL.tag).bind(JSON.stringify(tagRows), listId, accountId)] : []),
     options.ledger
       ? d1
           .prepare(WRITE_SQL.recordOutcomes)
-          .bind(planJson, listId, await options.ledger.ids.take(1), accountId, options.ledger.jobId, options.ledger.firstRow)
-      : d1.prepare(WRITE_SQL.outcomes).bind(planJson, listId),
+          .bind(outcomesJson, listId, await options.ledger.ids.take(1), accountId, options.ledger.jobId, options.ledger.firstRow)
+      : d1.prepare(WRITE_SQL.outcomes).bind(outcomesJson, listId),
   ];
   const answers = await d1.batch<{ outcomes: string }>(statements);
   return resultsOf(answers[answers.length - 1]!.results[0]!.outcomes, contacts.length);

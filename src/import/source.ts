@@ -54,27 +54,78 @@ async function* fflateGunzipped(chunks: AsyncIterable<Uint8Array>): AsyncGenerat
   while (out.length > 0) yield out.shift()!;
 }
 
+/** Unpacked bytes held at most before they are read: the runtime's stream unpacks whatever it is given at once. */
+const UNPACKED_AHEAD_BYTES = 4 * 1024 * 1024;
+
 /**
- * The runtime's gunzip, fed GUNZIP_STEP_BYTES at a time: R2 may hand over a large file in a few big chunks, and
- * one such chunk would be unpacked in one go (all of it held at once, the isolate busy meanwhile).
+ * The runtime's gunzip, fed GUNZIP_STEP_BYTES at a time, a turn of the event loop after each, and only while
+ * less than UNPACKED_AHEAD_BYTES wait to be read. Its write side takes input as fast as it is given (it does not
+ * wait for the reader), so without this a large file would be unpacked whole, held in memory, with the isolate
+ * busy meanwhile.
  */
-async function* nativeGunzipped(compressed: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+export async function* nativeGunzipped(compressed: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
   const unpack = new DecompressionStream("gzip");
   const writer = unpack.writable.getWriter();
+  const reader = unpack.readable.getReader();
+  const unpacked: Uint8Array[] = [];
+  let ahead = 0;
+  let ended = false;
+  let failure: unknown = null;
+  let stopped = false;
+  // Each side waits on its own: the reader for bytes (or the end), the feeder for room.
+  const waiting: { reader: (() => void) | null; feeder: (() => void) | null } = { reader: null, feeder: null };
+  const wake = (side: keyof typeof waiting) => {
+    waiting[side]?.();
+    waiting[side] = null;
+  };
+  const waitAs = (side: keyof typeof waiting) => new Promise<void>((resolve) => (waiting[side] = resolve));
+
+  const pumping = (async () => {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      unpacked.push(value);
+      ahead += value.byteLength;
+      wake("reader");
+    }
+  })();
   const feeding = (async () => {
     for await (const chunk of compressed) {
-      for (let at = 0; at < chunk.byteLength; at += GUNZIP_STEP_BYTES) await writer.write(chunk.subarray(at, at + GUNZIP_STEP_BYTES));
+      for (let at = 0; at < chunk.byteLength; at += GUNZIP_STEP_BYTES) {
+        while (ahead >= UNPACKED_AHEAD_BYTES && !stopped) await waitAs("feeder");
+        if (stopped) return;
+        await writer.write(chunk.subarray(at, at + GUNZIP_STEP_BYTES));
+        await yieldToEventLoop();
+      }
     }
     await writer.close();
   })();
-  // A failure of the feeding shows in the reading too (the stream errors); this keeps it from going unhandled.
-  feeding.catch(() => {});
+  Promise.all([pumping, feeding]).then(
+    () => ((ended = true), wake("reader")),
+    (error) => ((failure = error), wake("reader")),
+  );
+
   try {
-    yield* streamChunks(unpack.readable);
-    await feeding;
+    for (;;) {
+      if (unpacked.length > 0) {
+        const chunk = unpacked.shift()!;
+        ahead -= chunk.byteLength;
+        wake("feeder");
+        yield chunk;
+      } else if (failure !== null) {
+        throw failure;
+      } else if (ended) {
+        return;
+      } else {
+        await waitAs("reader");
+      }
+    }
   } finally {
-    // Stopped early (the slice is over, or failed): let go of the source.
+    // Stopped early (the slice is over, or failed): let go of the source and of the stream.
+    stopped = true;
+    wake("feeder");
     await writer.abort().catch(() => {});
+    await reader.cancel().catch(() => {});
   }
 }
 
