@@ -5,6 +5,7 @@ const STATUS_OF_REJECTION: Record<RejectionKind, ErrorCode> = {
   invalid: "BAD_REQUEST",
   exists: "CONFLICT",
   missing: "NOT_FOUND",
+  raced: "CONFLICT",
 };
 
 /** The one contact of a single-contact call: its subscriber id and what happened, or its rejection as an error. */

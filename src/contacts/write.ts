@@ -5,7 +5,6 @@
  *
  * Whole pages travel as one JSON parameter each (json_each): D1 binds at most 100 parameters per statement.
  */
-import { sql } from "drizzle-orm";
 import { quote } from "../api/envelope";
 import type { SubscriberStatus } from "../db/shard_schema";
 import type { Shard } from "../shards/directory";
@@ -25,9 +24,10 @@ export interface ContactInput {
 
 /**
  * Why a contact was rejected: its data ("invalid": a bad value, an unknown field or tag, a required field
- * missing), or the list's state ("exists", "missing": per ifExists / ifMissing).
+ * missing), the list's state ("exists", "missing": per ifExists / ifMissing), or a concurrent write to the same
+ * subscriber ("raced": sending it again settles it).
  */
-export type RejectionKind = "invalid" | "exists" | "missing";
+export type RejectionKind = "invalid" | "exists" | "missing" | "raced";
 
 /** A contact as contactSchema parses it (a call's contact[], an import's row), as writeContacts takes it. */
 export const contactInput = (c: ParsedContact): ContactInput => ({
@@ -65,89 +65,63 @@ export interface WriteOptions {
 }
 
 interface Resolved {
-  /** The contact's own index; `merged` are those of later contacts of the call with the same email. */
   index: number;
   email: string;
   status: SubscriberStatus | null;
   date: string | null;
   fields: Record<string, StoredValue>;
   tags: number[];
+  /** Later contacts of the same call with the same email, merged into this one. */
   merged: number[];
 }
 
+const RACED = "was changed by another request at the same moment; send it again";
 
-/*
- * One transaction decides and writes. A batch updates the list's subscribers with the contacts' emails, inserts
- * the others, tags them, and reads back what became of each contact, in one D1 batch: nothing can change between
- * deciding and writing, and it costs one round trip. Each contact is planned both ways beforehand (as an update,
- * and as a new subscriber with its fields' defaults, its required fields checked and an id of its own); the
- * reasons of every possible rejection are written out too, so that the outcomes can be read in SQL.
+/**
+ * The statements of a contact batch. Rows travel as JSON arrays (one parameter: D1 binds at most 100), read by
+ * position (SQLite reads an array's element without searching for a key).
  *
- * Query plans: every statement starts from the batch's JSON rows and reaches subscribers by the (list_id, email)
- * index; unary "+" and CROSS JOIN keep SQLite from starting from subscribers instead (which made a batch cost grow
- * with the list). test/contacts/write_plans.test.ts checks them with EXPLAIN QUERY PLAN.
- */
-
-/*
- * Each statement gets the rows it reads, as arrays (SQLite reads an array's element by position, without a key
- * search), and nothing more: every statement parses all of its JSON.
- *   update:   [email, status, date, fields to patch]
- *   insert:   [new id, email, status, date, fields]          (the contacts that may be new)
- *   tag:      [email, new id, updatable (1/0), tag ids]       (the contacts with tags)
- *   outcomes: [email, new id, row indexes, if absent, if present]
- */
-
-/**
- * Each row's outcome as JSON, [{i, r, id, kind, reason}], from the plan (?1) and the list (?2) as the writes left
- * them: no subscriber with the email means the contact's rejection "if absent"; the planned new id means added
- * (and the contact's merged duplicates updated); another id means updated, or the rejection "if present".
- */
-const OUTCOMES = `json_group_array(json_object(
-    'i', x.value,
-    'r', CASE WHEN s.id IS NULL THEN 'rejected'
-              WHEN s.id = p.value ->> 1 THEN CASE WHEN x.key = 0 THEN 'added' ELSE 'updated' END
-              WHEN p.value ->> 4 IS NULL THEN 'updated'
-              ELSE 'rejected' END,
-    'id', CASE WHEN s.id = p.value ->> 1 OR p.value ->> 4 IS NULL THEN s.id END,
-    'kind', CASE WHEN s.id IS NULL THEN coalesce(p.value -> 3 ->> 0, 'invalid')
-                 WHEN s.id = p.value ->> 1 OR p.value ->> 4 IS NULL THEN NULL
-                 ELSE p.value -> 4 ->> 0 END,
-    'reason', CASE WHEN s.id IS NULL THEN coalesce(p.value -> 3 ->> 1, 'could not be written')
-                   WHEN s.id = p.value ->> 1 OR p.value ->> 4 IS NULL THEN NULL
-                   ELSE (p.value -> 4 ->> 1) || s.id || (p.value -> 4 ->> 2) END))`;
-const OUTCOMES_FROM = `FROM json_each(?1) p CROSS JOIN json_each(p.value -> 2) x
-  LEFT JOIN subscribers s ON s.list_id = ?2 AND s.email = p.value ->> 0`;
-
-/**
- * The batch's statements, in their order. Each binds its rows as ?1 and the list as ?2; then the account (?3),
- * and for the insert the default subscribe date (?4); recordOutcomes binds (?3..?6) the ledger row's id, the
- * account, the job and the batch's first row.
+ * Query plans: each statement starts from the batch's JSON rows and reaches subscribers by primary key (or, to
+ * find the emails already in the list, by the (list_id, email) index). The unary "+" on account_id and list_id
+ * keeps SQLite from scanning the account's subscribers by the account index and parsing the batch's JSON once per
+ * subscriber (which made a batch cost grow with the list); CROSS JOIN fixes the order of the tags statement's
+ * joins likewise. test/contacts/write_plans.test.ts checks them with EXPLAIN QUERY PLAN.
  */
 export const WRITE_SQL = {
-  // Fields are patched (a null value clears one); status and date change only when given. (The contacts are
-  // matched to their subscribers' ids first, in a materialized CTE whose CROSS JOIN fixes its order: joined
-  // directly, UPDATE … FROM reads the list by its status index and each contact once per subscriber.)
-  update: `WITH m AS MATERIALIZED (
-      SELECT s.id, p.value FROM json_each(?1) p CROSS JOIN subscribers s WHERE s.list_id = ?2 AND s.email = p.value ->> 0)
-    UPDATE subscribers SET
-      status = coalesce(m.value ->> 1, subscribers.status),
-      subscribe_date = coalesce(m.value ->> 2, subscribers.subscribe_date),
-      custom_fields = json_patch(subscribers.custom_fields, m.value -> 3)
-    FROM m WHERE subscribers.id = m.id AND +subscribers.account_id = ?3`,
+  /** ?1 the emails, ?2 the list: those already in it, with their ids. */
+  existing: `SELECT s.id, s.email FROM json_each(?1) e CROSS JOIN subscribers s WHERE s.list_id = ?2 AND s.email = e.value`,
+  /** ?1 [id, status, date, fields], ?2 the account, ?3 the list. Fields are patched (a null value clears one); status and date change only when given. */
+  update: `UPDATE subscribers SET
+      status = coalesce(j.value ->> 1, subscribers.status),
+      subscribe_date = coalesce(j.value ->> 2, subscribers.subscribe_date),
+      custom_fields = json_patch(subscribers.custom_fields, j.value -> 3)
+    FROM json_each(?1) j
+    WHERE subscribers.id = j.value ->> 0 AND +subscribers.account_id = ?2 AND +subscribers.list_id = ?3
+    RETURNING subscribers.id AS id`,
+  /** ?1 [id, email, status, date, fields without nulls], ?2 the account, ?3 the list, ?4 the default subscribe date. */
   insert: `INSERT INTO subscribers (id, account_id, list_id, email, status, subscribe_date, custom_fields)
-    SELECT p.value ->> 0, ?3, ?2, p.value ->> 1, coalesce(p.value ->> 2, 'active'), coalesce(p.value ->> 3, ?4), p.value -> 4
-    FROM json_each(?1) p WHERE true
-    ON CONFLICT (list_id, email) DO NOTHING`,
-  // Tags are added (never removed here) to the contacts written: updated ones, or those this batch added. A tag
-  // deleted since it was looked up is left out (it would fail the batch on the foreign key).
+    SELECT j.value ->> 0, ?2, ?3, j.value ->> 1, coalesce(j.value ->> 2, 'active'), coalesce(j.value ->> 3, ?4), j.value -> 4
+    FROM json_each(?1) j WHERE true
+    ON CONFLICT (list_id, email) DO NOTHING
+    RETURNING id`,
+  /**
+   * ?1 [id, tag ids], ?2 the account. Tags are added (never removed here); a subscriber that was not written gets
+   * none, nor does a tag deleted since it was looked up (which would otherwise fail the batch on the foreign key).
+   */
   tag: `INSERT OR IGNORE INTO subscriber_tags (subscriber_id, tag_id)
-    SELECT s.id, t.value
-    FROM json_each(?1) p CROSS JOIN subscribers s CROSS JOIN json_each(p.value -> 3) t
-    WHERE s.list_id = ?2 AND s.email = p.value ->> 0 AND (s.id = p.value ->> 1 OR p.value ->> 2)
-      AND EXISTS (SELECT 1 FROM tags g WHERE g.id = t.value AND +g.account_id = ?3)`,
-  outcomes: `SELECT ${OUTCOMES} AS outcomes ${OUTCOMES_FROM}`,
-  recordOutcomes: `INSERT INTO import_batches (id, account_id, job_id, first_row, outcomes)
-    SELECT ?3, ?4, ?5, ?6, ${OUTCOMES} ${OUTCOMES_FROM} RETURNING outcomes`,
+    SELECT j.value ->> 0, t.value
+    FROM json_each(?1) j CROSS JOIN json_each(j.value -> 1) t
+    WHERE EXISTS (SELECT 1 FROM subscribers s WHERE s.id = j.value ->> 0 AND +s.account_id = ?2)
+      AND EXISTS (SELECT 1 FROM tags g WHERE g.id = t.value AND +g.account_id = ?2)`,
+  /** ?1 the ledger row's id, ?2 the account, ?3 the job, ?4 the batch's first row, ?5 the plan, ?6 the reason of a raced row. */
+  ledger: `INSERT INTO import_batches (id, account_id, job_id, first_row, outcomes)
+    SELECT ?1, ?2, ?3, ?4, json_group_array(json_object(
+      'i', p.value ->> 'i',
+      'r', CASE WHEN p.value ->> 'plan' = 'rejected' OR s.id IS NULL THEN 'rejected' ELSE p.value ->> 'plan' END,
+      'id', s.id,
+      'kind', CASE WHEN p.value ->> 'plan' = 'rejected' THEN p.value ->> 'kind' WHEN s.id IS NULL THEN 'raced' END,
+      'reason', CASE WHEN p.value ->> 'plan' = 'rejected' THEN p.value ->> 'reason' WHEN s.id IS NULL THEN ?6 END))
+    FROM json_each(?5) p LEFT JOIN subscribers s ON s.id = p.value ->> 'id' AND s.account_id = ?2`,
 } as const;
 
 /**
@@ -162,30 +136,28 @@ export async function writeContacts(
   contacts: readonly ContactInput[],
   options: WriteOptions,
 ): Promise<ContactResult[]> {
+  const results: ContactResult[] = new Array(contacts.length);
   const fields = fieldLookup(options.fields ?? (await loadAccountFields(shard.db, accountId)));
   const tags = await loadNamedTags(shard.db, accountId, contacts.flatMap((c) => c.tags), options.knownTags);
 
-  // Resolve each contact; a later one with the same email is merged into the first (or rejected). A contact
-  // that cannot be written is planned as a rejection whatever the list holds.
-  const outcomeRows: unknown[][] = [];
-  const rejectAlways = (index: number, kind: RejectionKind, reason: string) => outcomeRows.push([null, null, [index], [kind, reason], null]);
+  // Resolve each contact; a later one with the same email is merged into the first (or rejected).
   const byEmail = new Map<string, Resolved>();
   for (const [index, contact] of contacts.entries()) {
     const path = options.pathOf(index);
     const values = resolveFieldValues(contact.fields, fields, `${path}.customfield`);
     if (!values.ok) {
-      rejectAlways(index, "invalid", values.reason);
+      results[index] = { result: "rejected", kind: "invalid", reason: values.reason };
       continue;
     }
     const tagIds = resolveTagIds(contact.tags, tags, `${path}.tag`);
     if (!tagIds.ok) {
-      rejectAlways(index, "invalid", tagIds.reason);
+      results[index] = { result: "rejected", kind: "invalid", reason: tagIds.reason };
       continue;
     }
     const earlier = byEmail.get(contact.email);
     if (earlier) {
       if (options.ifExists === "reject") {
-        rejectAlways(index, "exists", `${path}.email: ${quote(contact.email)} is already ${options.pathOf(earlier.index)} of this call`);
+        results[index] = { result: "rejected", kind: "exists", reason: `${path}.email: ${quote(contact.email)} is already ${options.pathOf(earlier.index)} of this call` };
         continue;
       }
       earlier.status = contact.status ?? earlier.status;
@@ -206,61 +178,84 @@ export async function writeContacts(
     });
   }
 
-  // Ids for the contacts that may be new. Those that turn out to be in the list leave theirs unused: ids are
-  // unique, not dense.
-  const adding = options.ifMissing === "add";
-  const updating = options.ifExists === "update";
-  let nextId = adding && byEmail.size > 0 ? await (options.subscriberIds ?? idsFromControl(env.DB, "subscribers")).take(byEmail.size) : 0;
-  const updateRows: unknown[][] = [];
-  const insertRows: unknown[][] = [];
-  const tagRows: unknown[][] = [];
-  for (const contact of byEmail.values()) {
-    const path = options.pathOf(contact.index);
-    let newId: number | null = null;
-    // Why the contact is not in the list after the writes, if it is not (null: it is, having been added).
-    let ifAbsent: [RejectionKind, string] | null = ["missing", `${path}.email: ${quote(contact.email)} is not in list ${listId}`];
-    if (adding) {
-      // As a new subscriber: its fields' defaults fill in what it lacks, and required fields must then have a
-      // value. Its nulls are left out: it has no value there.
-      const newFields: Record<string, StoredValue> = {};
-      for (const field of fields.all) {
-        const key = String(field.id);
-        const value = key in contact.fields ? contact.fields[key]! : defaultOf(field);
-        if (value !== null) newFields[key] = value;
-      }
-      const missing = fields.all.find((field) => field.required && newFields[String(field.id)] === undefined);
-      if (missing) {
-        ifAbsent = ["invalid", `${path}.customfield: ${quote(missing.name)} is required`];
-      } else {
-        newId = nextId++;
-        ifAbsent = null;
-        insertRows.push([newId, contact.email, contact.status, contact.date, newFields]);
-      }
-    }
-    if (updating) updateRows.push([contact.email, contact.status, contact.date, contact.fields]);
-    if (contact.tags.length > 0) tagRows.push([contact.email, newId, updating ? 1 : 0, contact.tags]);
-    const ifPresent = updating ? null : ["exists", `${path}.email: ${quote(contact.email)} is already in list ${listId} (subscriber id `, ")"];
-    outcomeRows.push([contact.email, newId, [contact.index, ...contact.merged], ifAbsent, ifPresent]);
+  const existing = new Map<string, number>();
+  if (byEmail.size > 0) {
+    const { results: rows } = await shard.d1.prepare(WRITE_SQL.existing).bind(JSON.stringify([...byEmail.keys()]), listId).all<{ id: number; email: string }>();
+    for (const row of rows) existing.set(row.email, Number(row.id));
   }
 
+  const updates: Array<Resolved & { id: number }> = [];
+  const inserts: Array<Resolved & { id: number }> = [];
+  const reject = (contact: Resolved, kind: RejectionKind, reason: string) => {
+    for (const index of [contact.index, ...contact.merged]) results[index] = { result: "rejected", kind, reason };
+  };
+  for (const contact of byEmail.values()) {
+    const path = options.pathOf(contact.index);
+    const id = existing.get(contact.email);
+    if (id !== undefined) {
+      if (options.ifExists === "update") updates.push({ ...contact, id });
+      else reject(contact, "exists", `${path}.email: ${quote(contact.email)} is already in list ${listId} (subscriber id ${id})`);
+      continue;
+    }
+    if (options.ifMissing === "reject") {
+      reject(contact, "missing", `${path}.email: ${quote(contact.email)} is not in list ${listId}`);
+      continue;
+    }
+    // A new subscriber: its fields' defaults fill in what it lacks, and required fields must then have a value.
+    for (const field of fields.all) {
+      const key = String(field.id);
+      if (!(key in contact.fields) && field.defaultValue !== null) contact.fields[key] = defaultOf(field);
+    }
+    const missing = fields.all.find((field) => field.required && (contact.fields[String(field.id)] ?? null) === null);
+    if (missing) {
+      reject(contact, "invalid", `${path}.customfield: ${quote(missing.name)} is required`);
+      continue;
+    }
+    inserts.push({ ...contact, id: 0 });
+  }
+  if (updates.length + inserts.length === 0) return results;
+
+  if (inserts.length > 0) {
+    const first = await (options.subscriberIds ?? idsFromControl(env.DB, "subscribers")).take(inserts.length);
+    inserts.forEach((contact, i) => (contact.id = first + i));
+  }
+  const ledger = options.ledger ? await ledgerStatement(shard, accountId, options.ledger, contacts.length, results, updates, inserts) : null;
+  // A new subscriber's nulls are left out: it has no value there.
+  const updateRows = JSON.stringify(updates.map((c) => [c.id, c.status, c.date, c.fields]));
+  const insertRows = JSON.stringify(inserts.map((c) => [c.id, c.email, c.status, c.date, withoutNulls(c.fields)]));
+  const tagRows = JSON.stringify([...updates, ...inserts].flatMap((c) => (c.tags.length > 0 ? [[c.id, c.tags]] : [])));
   const { d1 } = shard;
-  const outcomesJson = JSON.stringify(outcomeRows);
-  const statements = [
-    ...(updateRows.length > 0 ? [d1.prepare(WRITE_SQL.update).bind(JSON.stringify(updateRows), listId, accountId)] : []),
-    ...(insertRows.length > 0 ? [d1.prepare(WRITE_SQL.insert).bind(JSON.stringify(insertRows), listId, accountId, options.now)] : []),
-    ...(tagRows.length > 0 ? [d1.prepare(WRITE_SQL.tag).bind(JSON.stringify(tagRows), listId, accountId)] : []),
-    options.ledger
-      ? d1
-          .prepare(WRITE_SQL.recordOutcomes)
-          .bind(outcomesJson, listId, await options.ledger.ids.take(1), accountId, options.ledger.jobId, options.ledger.firstRow)
-      : d1.prepare(WRITE_SQL.outcomes).bind(outcomesJson, listId),
-  ];
-  const answers = await d1.batch<{ outcomes: string }>(statements);
-  return resultsOf(answers[answers.length - 1]!.results[0]!.outcomes, contacts.length);
+  const [updated, inserted] = await d1.batch<{ id: number }>([
+    d1.prepare(WRITE_SQL.update).bind(updateRows, accountId, listId),
+    d1.prepare(WRITE_SQL.insert).bind(insertRows, accountId, listId, options.now),
+    d1.prepare(WRITE_SQL.tag).bind(tagRows, accountId),
+    ...(ledger ? [ledger] : []),
+  ]);
+  const updatedIds = new Set(updated!.results.map((r) => Number(r.id)));
+  const insertedIds = new Set(inserted!.results.map((r) => Number(r.id)));
+  for (const contact of updates) {
+    if (!updatedIds.has(contact.id)) reject(contact, "raced", `${options.pathOf(contact.index)} ${RACED}`);
+    else for (const index of [contact.index, ...contact.merged]) results[index] = { result: "updated", subscriberid: contact.id };
+  }
+  for (const contact of inserts) {
+    if (!insertedIds.has(contact.id)) {
+      reject(contact, "raced", `${options.pathOf(contact.index)} ${RACED}`);
+      continue;
+    }
+    results[contact.index] = { result: "added", subscriberid: contact.id };
+    for (const index of contact.merged) results[index] = { result: "updated", subscriberid: contact.id };
+  }
+  return results;
 }
 
-/** One row's outcome as the batch reads it (and the ledger keeps it). */
-interface Outcome {
+function withoutNulls(fields: Record<string, StoredValue>): Record<string, StoredValue> {
+  const kept: Record<string, StoredValue> = {};
+  for (const key in fields) if (fields[key] !== null) kept[key] = fields[key]!;
+  return kept;
+}
+
+/** One contact's outcome as the ledger keeps it. */
+interface LedgerOutcome {
   i: number;
   r: "added" | "updated" | "rejected";
   id: number | null;
@@ -268,14 +263,34 @@ interface Outcome {
   reason: string | null;
 }
 
-/** The results of a batch's `count` contacts, in order, from its outcomes. */
-function resultsOf(outcomesJson: string, count: number): ContactResult[] {
-  const results: ContactResult[] = new Array(count);
-  for (const o of JSON.parse(outcomesJson) as Outcome[]) {
-    results[Number(o.i)] =
-      o.r === "rejected" ? { result: "rejected", kind: o.kind ?? "invalid", reason: o.reason ?? "rejected" } : { result: o.r, subscriberid: Number(o.id) };
+/**
+ * The statement that records a batch's outcomes in the ledger, last in its transaction. What became of each
+ * planned write is read from the database as the transaction leaves it: a planned row that exists was written
+ * (an insert's id is new and unique; an update ran on a row that, inside the transaction, still exists);
+ * one that does not was taken by a concurrent request. The ledger's unique key refuses a second record of the
+ * batch, which rolls the whole second attempt back.
+ */
+async function ledgerStatement(
+  shard: Shard,
+  accountId: number,
+  ledger: NonNullable<WriteOptions["ledger"]>,
+  count: number,
+  results: ContactResult[],
+  updates: ReadonlyArray<Resolved & { id: number }>,
+  inserts: ReadonlyArray<Resolved & { id: number }>,
+): Promise<D1PreparedStatement> {
+  const plan: Array<{ i: number; plan: "rejected" | "added" | "updated"; id?: number; kind?: RejectionKind; reason?: string }> = [];
+  for (let i = 0; i < count; i++) {
+    const known = results[i];
+    if (known?.result === "rejected") plan.push({ i, plan: "rejected", kind: known.kind, reason: known.reason });
   }
-  return results;
+  for (const contact of inserts) {
+    plan.push({ i: contact.index, plan: "added", id: contact.id });
+    for (const index of contact.merged) plan.push({ i: index, plan: "updated", id: contact.id });
+  }
+  for (const contact of updates) for (const index of [contact.index, ...contact.merged]) plan.push({ i: index, plan: "updated", id: contact.id });
+  const id = await ledger.ids.take(1);
+  return shard.d1.prepare(WRITE_SQL.ledger).bind(id, accountId, ledger.jobId, ledger.firstRow, JSON.stringify(plan), `row ${RACED}`);
 }
 
 /** A batch's outcomes as the ledger recorded them, in order; null if the batch was never written. */
@@ -284,7 +299,14 @@ export async function recordedOutcomes(shard: Shard, jobId: string, firstRow: nu
     .prepare(`SELECT outcomes FROM import_batches WHERE job_id = ?1 AND first_row = ?2`)
     .bind(jobId, firstRow)
     .first<{ outcomes: string }>();
-  return row ? resultsOf(row.outcomes, count) : null;
+  if (!row) return null;
+  const outcomes = JSON.parse(row.outcomes) as LedgerOutcome[];
+  const results: ContactResult[] = new Array(count);
+  for (const o of outcomes) {
+    results[Number(o.i)] =
+      o.r === "rejected" ? { result: "rejected", kind: o.kind ?? "invalid", reason: o.reason ?? "rejected" } : { result: o.r, subscriberid: Number(o.id) };
+  }
+  return results;
 }
 
 /** Forgets a finished import's ledger (best effort: it only ever answers for that import's own batches). */
