@@ -129,10 +129,10 @@ export async function* nativeGunzipped(compressed: AsyncIterable<Uint8Array>): A
   }
 }
 
-async function* gunzipped(bucket: R2Bucket, key: string): AsyncGenerator<Uint8Array> {
+async function* gunzipped(bucket: R2Bucket, key: string, rangeBytes: number): AsyncGenerator<Uint8Array> {
   let given = 0;
   try {
-    for await (const chunk of nativeGunzipped(streamChunks((await storedObject(bucket, key)).body))) {
+    for await (const chunk of nativeGunzipped(storedBytes(bucket, key, 0, rangeBytes))) {
       given += chunk.byteLength;
       yield chunk;
     }
@@ -141,13 +141,7 @@ async function* gunzipped(bucket: R2Bucket, key: string): AsyncGenerator<Uint8Ar
     if (error instanceof DomainError) throw error;
     // A second member, or a broken file: fflate reads on, or says what is wrong.
   }
-  yield* skipBytes(fflateGunzipped(streamChunks((await storedObject(bucket, key)).body)), given);
-}
-
-async function storedObject(bucket: R2Bucket, key: string, options?: R2GetOptions): Promise<R2ObjectBody> {
-  const object = await bucket.get(key, options);
-  if (!object) throw new DomainError("IMPORT_INVALID", `the file to import (${key}) is no longer stored`);
-  return object;
+  yield* skipBytes(fflateGunzipped(storedBytes(bucket, key, 0, rangeBytes)), given);
 }
 
 async function* skipBytes(chunks: AsyncIterable<Uint8Array>, count: number): AsyncGenerator<Uint8Array> {
@@ -162,8 +156,33 @@ async function* skipBytes(chunks: AsyncIterable<Uint8Array>, count: number): Asy
   }
 }
 
+/** Bytes of the source read by one ranged get: R2's local simulator holds what one get reads in memory, at once. */
+export const SOURCE_RANGE_BYTES = 8 * 1024 * 1024;
+
+/** The stored file's bytes from `offset` on, one ranged get of `rangeBytes` at a time. */
+async function* storedBytes(bucket: R2Bucket, key: string, offset: number, rangeBytes: number): AsyncGenerator<Uint8Array> {
+  const head = await bucket.head(key);
+  if (!head) throw new DomainError("IMPORT_INVALID", `the file to import (${key}) is no longer stored`);
+  for (let at = offset; at < head.size; ) {
+    const object = await bucket.get(key, { range: { offset: at, length: Math.min(rangeBytes, head.size - at) }, onlyIf: { etagMatches: head.etag } });
+    if (!object || !("body" in object)) throw new DomainError("IMPORT_INVALID", `the file to import (${key}) changed or is no longer stored`);
+    const from = at;
+    for await (const chunk of streamChunks(object.body)) {
+      at += chunk.byteLength;
+      yield chunk;
+    }
+    if (at === from) throw new Error(`R2 gave no bytes of ${key} at ${from} of ${head.size}`);
+  }
+}
+
 /** The source's uncompressed bytes from `offset` on. */
-export async function sourceBytes(bucket: R2Bucket, key: string, compression: Compression, offset: number): Promise<AsyncIterable<Uint8Array>> {
-  if (compression === "gzip") return skipBytes(gunzipped(bucket, key), offset);
-  return streamChunks((await storedObject(bucket, key, offset === 0 ? undefined : { range: { offset } })).body);
+export async function sourceBytes(
+  bucket: R2Bucket,
+  key: string,
+  compression: Compression,
+  offset: number,
+  rangeBytes = SOURCE_RANGE_BYTES,
+): Promise<AsyncIterable<Uint8Array>> {
+  if (compression === "gzip") return skipBytes(gunzipped(bucket, key, rangeBytes), offset);
+  return storedBytes(bucket, key, offset, rangeBytes);
 }

@@ -4,7 +4,8 @@
  */
 import { gzipSync } from "fflate";
 import { describe, expect, it } from "vitest";
-import { nativeGunzipped } from "../../src/import/source";
+import { env } from "cloudflare:workers";
+import { nativeGunzipped, sourceBytes } from "../../src/import/source";
 
 const MiB = 1024 * 1024;
 
@@ -46,5 +47,44 @@ describe("the runtime's gunzip, as an import reads it", () => {
     expect(length).toBe(file.length);
     expect(await sha256(unpacked)).toBe(await sha256(file));
     expect(pulled).toBe(compressed.length);
+  });
+});
+
+async function collect(chunks: AsyncIterable<Uint8Array>): Promise<string> {
+  const parts: Uint8Array[] = [];
+  for await (const chunk of chunks) parts.push(chunk);
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  parts.reduce((at, p) => (all.set(p, at), at + p.length), 0);
+  return new TextDecoder().decode(all);
+}
+
+describe("an import's source, read from R2 one ranged get at a time", () => {
+  const text = Array.from({ length: 400 }, (_, i) => JSON.stringify({ email: `range${i}@example.com`, n: i })).join("\n") + "\n";
+  const bytes = new TextEncoder().encode(text);
+
+  it("gives the file from any offset, plain or gzip (one member or several), whatever the range size", async () => {
+    const key = `imports/0/ranges-${crypto.randomUUID()}`;
+    const half = text.indexOf("\n", text.length / 2) + 1;
+    const members = [gzipSync(bytes.subarray(0, half)), gzipSync(bytes.subarray(half))];
+    const multi = new Uint8Array(members[0]!.length + members[1]!.length);
+    multi.set(members[0]!);
+    multi.set(members[1]!, members[0]!.length);
+    for (const [compression, stored] of [["none", bytes], ["gzip", gzipSync(bytes)], ["gzip", multi]] as const) {
+      await env.EXPORTS.put(key, stored);
+      for (const rangeBytes of [333, 4_096, 1_000_000]) {
+        for (const offset of [0, 1, 5_000, bytes.length - 1, bytes.length]) {
+          expect(await collect(await sourceBytes(env.EXPORTS, key, compression, offset, rangeBytes)), `${compression} ${stored.length} range ${rangeBytes} from ${offset}`).toBe(text.slice(offset));
+        }
+      }
+    }
+  });
+
+  it("fails, saying so, when the file is replaced while it is read", async () => {
+    const key = `imports/0/replaced-${crypto.randomUUID()}`;
+    await env.EXPORTS.put(key, bytes);
+    const reading = (await sourceBytes(env.EXPORTS, key, "none", 0, 1_000))[Symbol.asyncIterator]();
+    expect((await reading.next()).done).toBe(false);
+    await env.EXPORTS.put(key, bytes.subarray(0, 2_000));
+    await expect(collect({ [Symbol.asyncIterator]: () => reading })).rejects.toThrow(/changed or is no longer stored/);
   });
 });
