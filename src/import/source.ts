@@ -1,7 +1,7 @@
 /**
- * An import's source file, read from R2 as a stream of bytes from an uncompressed offset. A plain file is read
- * with a ranged get from the offset. A gzip file is decompressed from its start and the bytes before the offset
- * are passed over (a gzip stream cannot be entered in the middle).
+ * An import's source file, read from R2 as a stream of bytes from an uncompressed offset, one ranged get of
+ * SOURCE_RANGE_BYTES at a time. A plain file is read from the offset. A gzip file is decompressed from its start
+ * and the bytes before the offset are passed over (a gzip stream cannot be entered in the middle).
  *
  * Gzip is unpacked by the runtime's DecompressionStream (native zlib, several times faster than JavaScript: a
  * resumed slice passes over everything before its cursor). That stream reads only a file's first member, and
