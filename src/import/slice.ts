@@ -11,6 +11,7 @@
 import { describeIssues } from "../api/envelope";
 import { loadAccountFields } from "../contacts/fields";
 import { CONTACT_LIMITS, parseContact } from "../contacts/input";
+import type { TagLookup } from "../contacts/tags";
 import { contactInput, forgetLedger, recordedOutcomes, writeContacts, type ContactInput, type ContactResult } from "../contacts/write";
 import type { ExportJob } from "../db/control_schema";
 import { DomainError } from "../errors";
@@ -30,7 +31,6 @@ import { R2PartWriter } from "../export/r2_writer";
 import type { SliceDeps, SliceOutcome } from "../export/slice";
 import { shardForWriting } from "../shards/directory";
 import { idsInBlocks } from "../shards/ids";
-import type { TagLookup } from "../contacts/tags";
 import { csvContact, csvLayout, ndjsonContact, type CsvLayout } from "./contacts";
 import { csvCells, MAX_RECORD_BYTES, readRecords, type RawRecord } from "./records";
 import { sourceBytes } from "./source";
