@@ -81,6 +81,10 @@ const configSchema = z.object({
   // The largest file an import takes (R2's multipart limit is far above; the platform's request body limit,
   // 100 MB on the Free and Pro plans, may be lower: send such files gzip-compressed).
   IMPORT_MAX_BYTES: z.coerce.number().int().min(1).default(5 * 1024 * MiB),
+  // An import writes its rows in batches (one D1 transaction each) of at most this many rows, and ends a batch
+  // with the row that takes it to this many bytes of the file. Both are fixed in the job when it is requested.
+  IMPORT_BATCH_ROWS: z.coerce.number().int().min(1).max(2_000).default(2_000),
+  IMPORT_BATCH_BYTES: z.coerce.number().int().min(1).max(8 * MiB).default(2 * MiB),
   WEBHOOK_TIMEOUT_MS: z.coerce.number().int().positive().default(15_000),
   NOTIFY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(12),
   // The sweeper fails a job after its slices died this many times (each death is a lease that ran out).

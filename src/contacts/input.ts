@@ -19,6 +19,11 @@ export const CONTACT_LIMITS = {
   textValue: 10_000,
   fieldsPerContact: 500,
   tagsPerContact: 100,
+  /**
+   * A subscriber's custom field values, as stored (JSON), in bytes: a D1 row holds at most 2 MB, and 256 KiB is
+   * far past what anyone keeps on a contact (500 fields of 500 characters).
+   */
+  storedFieldsBytes: 256 * 1024,
   nameLength: 200,
   /** Contacts per AddOrUpdateSubscribers call: one D1 batch. */
   contactsPerCall: 1_000,

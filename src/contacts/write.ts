@@ -5,12 +5,12 @@
  *
  * Whole pages travel as one JSON parameter each (json_each): D1 binds at most 100 parameters per statement.
  */
-import { quote } from "../api/envelope";
+import { quote, truncate } from "../api/envelope";
 import type { SubscriberStatus } from "../db/shard_schema";
 import type { Shard } from "../shards/directory";
 import { idsFromControl, type IdSource } from "../shards/ids";
 import { defaultOf, fieldLookup, loadAccountFields, resolveFieldValues, type AccountField, type StoredValue } from "./fields";
-import { statusOf, type FieldValueInput, type ParsedContact, type TagRef } from "./input";
+import { CONTACT_LIMITS, statusOf, type FieldValueInput, type ParsedContact, type TagRef } from "./input";
 import { loadNamedTags, resolveTagIds, type TagLookup } from "./tags";
 
 /** One contact as the methods parse it. */
@@ -88,8 +88,10 @@ const RACED = "was changed by another request at the same moment; send it again"
  * joins likewise. test/contacts/write_plans.test.ts checks them with EXPLAIN QUERY PLAN.
  */
 export const WRITE_SQL = {
-  /** ?1 the emails, ?2 the list: those already in it, with their ids. */
-  existing: `SELECT s.id, s.email FROM json_each(?1) e CROSS JOIN subscribers s WHERE s.list_id = ?2 AND s.email = e.value`,
+  /** ?1 the emails, ?2 the list: those already in it, with their ids and the bytes their custom field values take. */
+  existing: `SELECT s.id, s.email, length(CAST(s.custom_fields AS BLOB)) AS bytes FROM json_each(?1) e CROSS JOIN subscribers s WHERE s.list_id = ?2 AND s.email = e.value`,
+  /** ?1 subscriber ids: their custom field values as stored. */
+  storedFields: `SELECT s.id, s.custom_fields FROM json_each(?1) j CROSS JOIN subscribers s WHERE s.id = j.value`,
   /** ?1 [id, status, date, fields], ?2 the account, ?3 the list. Fields are patched (a null value clears one); status and date change only when given. */
   update: `UPDATE subscribers SET
       status = coalesce(j.value ->> 1, subscribers.status),
@@ -104,6 +106,18 @@ export const WRITE_SQL = {
     FROM json_each(?1) j WHERE true
     ON CONFLICT (list_id, email) DO NOTHING
     RETURNING id`,
+  /**
+   * A batch of new subscribers only, all or none: ?1 [id, email, status, date, fields without nulls], ?2 the
+   * account, ?3 the list, ?4 the default subscribe date, ?5 the emails of the whole batch, ?6..?7 the ids it
+   * inserts. Nothing is inserted if one of the emails is in the list already (the guard is evaluated once, and
+   * leaves out the batch's own rows, so that its second statement, when the rows take two, is not stopped by its
+   * first).
+   */
+  insertAllNew: `INSERT INTO subscribers (id, account_id, list_id, email, status, subscribe_date, custom_fields)
+    SELECT j.value ->> 0, ?2, ?3, j.value ->> 1, coalesce(j.value ->> 2, 'active'), coalesce(j.value ->> 3, ?4), j.value -> 4
+    FROM json_each(?1) j
+    WHERE NOT EXISTS (SELECT 1 FROM json_each(?5) e CROSS JOIN subscribers s WHERE s.list_id = ?3 AND s.email = e.value AND s.id NOT BETWEEN ?6 AND ?7)
+    ON CONFLICT (list_id, email) DO NOTHING`,
   /**
    * ?1 [id, tag ids], ?2 the account. Tags are added (never removed here); a subscriber that was not written gets
    * none, nor does a tag deleted since it was looked up (which would otherwise fail the batch on the foreign key).
@@ -122,11 +136,22 @@ export const WRITE_SQL = {
       'kind', CASE WHEN p.value ->> 'plan' = 'rejected' THEN p.value ->> 'kind' WHEN s.id IS NULL THEN 'raced' END,
       'reason', CASE WHEN p.value ->> 'plan' = 'rejected' THEN p.value ->> 'reason' WHEN s.id IS NULL THEN ?6 END))
     FROM json_each(?5) p LEFT JOIN subscribers s ON s.id = p.value ->> 'id' AND s.account_id = ?2`,
+  /**
+   * The ledger row of a batch of new subscribers only (insertAllNew): its outcomes are the plan itself, recorded
+   * if the batch was written. ?1 the ledger row's id, ?2 the account, ?3 the job, ?4 the batch's first row,
+   * ?5 the outcomes, ?6 the batch's first new subscriber.
+   */
+  ledgerAsPlanned: `INSERT INTO import_batches (id, account_id, job_id, first_row, outcomes)
+    SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM subscribers s WHERE s.id = ?6 AND +s.account_id = ?2)`,
 } as const;
 
 /**
  * Writes `contacts` into list `listId` of the account (the caller checked that the list is the account's) and
  * returns each one's result, in order.
+ *
+ * A batch whose contacts are all new and complete (a fresh import, a first sync) is first written as such, in
+ * one D1 batch that inserts all of them or, if one is in the list already, nothing; only then are the list's
+ * emails looked up, and each contact added or updated as that says.
  */
 export async function writeContacts(
   env: Env,
@@ -177,62 +202,108 @@ export async function writeContacts(
       merged: [],
     });
   }
+  if (byEmail.size === 0) return results;
 
-  const existing = new Map<string, number>();
-  if (byEmail.size > 0) {
-    const { results: rows } = await shard.d1.prepare(WRITE_SQL.existing).bind(JSON.stringify([...byEmail.keys()]), listId).all<{ id: number; email: string }>();
-    for (const row of rows) existing.set(row.email, Number(row.id));
-  }
-
-  const updates: Array<Resolved & { id: number }> = [];
-  const inserts: Array<Resolved & { id: number }> = [];
   const reject = (contact: Resolved, kind: RejectionKind, reason: string) => {
     for (const index of [contact.index, ...contact.merged]) results[index] = { result: "rejected", kind, reason };
   };
+  const subscriberIds = options.subscriberIds ?? idsFromControl(env.DB, "subscribers");
+  const ledgerId = options.ledger ? await options.ledger.ids.take(1) : 0;
+
+  // All new? Then one batch writes them, unless one of them is in the list already.
+  let plannedIds: number | null = null;
+  const asNew = options.ifMissing === "add" ? asNewSubscribers(byEmail.values(), fields) : null;
+  if (asNew) {
+    plannedIds = await subscriberIds.take(asNew.length);
+    const inserts = asNew.map((contact, i) => ({ ...contact, id: plannedIds! + i }));
+    const emails = JSON.stringify([...byEmail.keys()]);
+    const insertStatements = jsonArrays(inserts.map(insertRow)).map((rows) =>
+      shard.d1.prepare(WRITE_SQL.insertAllNew).bind(rows, accountId, listId, options.now, emails, plannedIds, plannedIds! + inserts.length - 1),
+    );
+    const statements = [...insertStatements, ...tagStatements(shard, accountId, inserts)];
+    const plan = options.ledger ? ledgerPlan(contacts.length, results, [], inserts) : [];
+    if (options.ledger) {
+      const outcomes: LedgerOutcome[] = plan.map((p) => ({ i: p.i, r: p.plan, id: p.id ?? null, kind: p.kind ?? null, reason: p.reason ?? null }));
+      statements.push(
+        shard.d1.prepare(WRITE_SQL.ledgerAsPlanned).bind(ledgerId, accountId, options.ledger.jobId, options.ledger.firstRow, JSON.stringify(outcomes), plannedIds),
+      );
+    }
+    const written = await shard.d1.batch(statements);
+    const changes = written.slice(0, insertStatements.length).reduce((sum, r) => sum + r.meta.changes, 0);
+    if (changes === inserts.length) {
+      for (const contact of inserts) {
+        results[contact.index] = { result: "added", subscriberid: contact.id };
+        for (const index of contact.merged) results[index] = { result: "updated", subscriberid: contact.id };
+      }
+      return results;
+    }
+    if (changes !== 0) throw new Error(`writeContacts: a batch of new subscribers inserted ${changes} of ${inserts.length}`);
+    // An email was in the list already, and nothing was written: look them up.
+  }
+
+  const existing = new Map<string, { id: number; bytes: number }>();
+  {
+    const { results: rows } = await shard.d1
+      .prepare(WRITE_SQL.existing)
+      .bind(JSON.stringify([...byEmail.keys()]), listId)
+      .all<{ id: number; email: string; bytes: number }>();
+    for (const row of rows) existing.set(row.email, { id: Number(row.id), bytes: Number(row.bytes) });
+  }
+
+  const updates: Array<Resolved & { id: number }> = [];
+  const inserts: Array<Resolved & { id: number; stored: string }> = [];
   for (const contact of byEmail.values()) {
     const path = options.pathOf(contact.index);
-    const id = existing.get(contact.email);
-    if (id !== undefined) {
-      if (options.ifExists === "update") updates.push({ ...contact, id });
-      else reject(contact, "exists", `${path}.email: ${quote(contact.email)} is already in list ${listId} (subscriber id ${id})`);
+    const found = existing.get(contact.email);
+    if (found !== undefined) {
+      if (options.ifExists === "update") updates.push({ ...contact, id: found.id });
+      else reject(contact, "exists", `${path}.email: ${quote(contact.email)} is already in list ${listId} (subscriber id ${found.id})`);
       continue;
     }
     if (options.ifMissing === "reject") {
       reject(contact, "missing", `${path}.email: ${quote(contact.email)} is not in list ${listId}`);
       continue;
     }
-    // A new subscriber: its fields' defaults fill in what it lacks, and required fields must then have a value.
-    for (const field of fields.all) {
-      const key = String(field.id);
-      if (!(key in contact.fields) && field.defaultValue !== null) contact.fields[key] = defaultOf(field);
+    const asNewSubscriber = newSubscriber(contact, fields);
+    if ("problem" in asNewSubscriber) reject(contact, "invalid", `${path}.customfield: ${asNewSubscriber.problem}`);
+    else inserts.push({ ...contact, ...asNewSubscriber, id: 0 });
+  }
+  // An update may not take a subscriber's values past the bound: what is stored and what is sent, counted
+  // together, or, past the bound, merged as SQLite will merge them.
+  const overBound = updates.filter((c) => bytesOver(JSON.stringify(c.fields), CONTACT_LIMITS.storedFieldsBytes - existing.get(c.email)!.bytes));
+  if (overBound.length > 0) {
+    const { results: rows } = await shard.d1
+      .prepare(WRITE_SQL.storedFields)
+      .bind(JSON.stringify(overBound.map((c) => c.id)))
+      .all<{ id: number; custom_fields: string }>();
+    const storedOf = new Map(rows.map((r) => [Number(r.id), r.custom_fields]));
+    for (const contact of overBound) {
+      const stored = storedOf.get(contact.id);
+      const bytes = stored === undefined ? 0 : utf8Length(JSON.stringify(patched(JSON.parse(stored) as Record<string, StoredValue>, contact.fields)));
+      if (bytes > CONTACT_LIMITS.storedFieldsBytes) {
+        reject(contact, "invalid", `${options.pathOf(contact.index)}.customfield: ${tooManyBytes(bytes, "with those it has already")}`);
+        updates.splice(updates.indexOf(contact), 1);
+      }
     }
-    const missing = fields.all.find((field) => field.required && (contact.fields[String(field.id)] ?? null) === null);
-    if (missing) {
-      reject(contact, "invalid", `${path}.customfield: ${quote(missing.name)} is required`);
-      continue;
-    }
-    inserts.push({ ...contact, id: 0 });
   }
   if (updates.length + inserts.length === 0) return results;
 
   if (inserts.length > 0) {
-    const first = await (options.subscriberIds ?? idsFromControl(env.DB, "subscribers")).take(inserts.length);
+    const first = plannedIds ?? (await subscriberIds.take(inserts.length));
     inserts.forEach((contact, i) => (contact.id = first + i));
   }
-  const ledger = options.ledger ? await ledgerStatement(shard, accountId, options.ledger, contacts.length, results, updates, inserts) : null;
-  // A new subscriber's nulls are left out: it has no value there.
-  const updateRows = JSON.stringify(updates.map((c) => [c.id, c.status, c.date, c.fields]));
-  const insertRows = JSON.stringify(inserts.map((c) => [c.id, c.email, c.status, c.date, withoutNulls(c.fields)]));
-  const tagRows = JSON.stringify([...updates, ...inserts].flatMap((c) => (c.tags.length > 0 ? [[c.id, c.tags]] : [])));
   const { d1 } = shard;
-  const [updated, inserted] = await d1.batch<{ id: number }>([
-    d1.prepare(WRITE_SQL.update).bind(updateRows, accountId, listId),
-    d1.prepare(WRITE_SQL.insert).bind(insertRows, accountId, listId, options.now),
-    d1.prepare(WRITE_SQL.tag).bind(tagRows, accountId),
-    ...(ledger ? [ledger] : []),
+  const updateStatements = jsonArrays(updates.map(updateRow)).map((rows) => d1.prepare(WRITE_SQL.update).bind(rows, accountId, listId));
+  const insertStatements = jsonArrays(inserts.map(insertRow)).map((rows) => d1.prepare(WRITE_SQL.insert).bind(rows, accountId, listId, options.now));
+  const written = await d1.batch<{ id: number }>([
+    ...updateStatements,
+    ...insertStatements,
+    ...tagStatements(shard, accountId, [...updates, ...inserts]),
+    ...(options.ledger ? [ledgerStatement(shard, accountId, ledgerId, options.ledger, ledgerPlan(contacts.length, results, updates, inserts))] : []),
   ]);
-  const updatedIds = new Set(updated!.results.map((r) => Number(r.id)));
-  const insertedIds = new Set(inserted!.results.map((r) => Number(r.id)));
+  const idsOf = (from: number, count: number) => new Set(written.slice(from, from + count).flatMap((r) => r.results.map((row) => Number(row.id))));
+  const updatedIds = idsOf(0, updateStatements.length);
+  const insertedIds = idsOf(updateStatements.length, insertStatements.length);
   for (const contact of updates) {
     if (!updatedIds.has(contact.id)) reject(contact, "raced", `${options.pathOf(contact.index)} ${RACED}`);
     else for (const index of [contact.index, ...contact.merged]) results[index] = { result: "updated", subscriberid: contact.id };
@@ -248,11 +319,92 @@ export async function writeContacts(
   return results;
 }
 
-function withoutNulls(fields: Record<string, StoredValue>): Record<string, StoredValue> {
-  const kept: Record<string, StoredValue> = {};
-  for (const key in fields) if (fields[key] !== null) kept[key] = fields[key]!;
-  return kept;
+/**
+ * D1 takes at most 2 MB in one value, so the rows of a statement travel in JSON arrays of at most this many
+ * characters (1.5 MiB even if every character took 3 bytes); a batch with more rows has more statements.
+ */
+const PARAM_CHARS = 512 * 1024;
+
+/** `rows` (each a JSON text) as JSON arrays of at most PARAM_CHARS characters, in order; none if there are no rows. */
+export function jsonArrays(rows: readonly string[]): string[] {
+  const arrays: string[] = [];
+  let start = 0;
+  let chars = 2;
+  for (let i = 0; i < rows.length; i++) {
+    const more = rows[i]!.length + 1;
+    if (i > start && chars + more > PARAM_CHARS) {
+      arrays.push(`[${rows.slice(start, i).join(",")}]`);
+      start = i;
+      chars = 2;
+    }
+    chars += more;
+  }
+  if (start < rows.length) arrays.push(`[${rows.slice(start).join(",")}]`);
+  return arrays;
 }
+
+/** The UTF-8 length of `text`, counted rather than encoded. */
+function utf8Length(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    // 2 bytes below U+0800, else 3; a surrogate pair, 4 (2 for each half).
+    if (unit >= 0x80) bytes += unit < 0x800 || (unit >= 0xd800 && unit <= 0xdfff) ? 1 : 2;
+  }
+  return bytes;
+}
+
+/** Whether `text` takes more than `room` bytes in UTF-8 (counted only when its length does not settle it). */
+const bytesOver = (text: string, room: number) => text.length * 3 > room && utf8Length(text) > room;
+
+const tooManyBytes = (bytes: number, what: string) =>
+  `the custom field values would take ${bytes} bytes as stored (${what}); a subscriber holds at most ${CONTACT_LIMITS.storedFieldsBytes}`;
+
+/** `stored` with `patch` applied as json_patch applies it: a null removes a value. */
+function patched(stored: Record<string, StoredValue>, patch: Record<string, StoredValue>): Record<string, StoredValue> {
+  const result = { ...stored };
+  for (const key in patch) {
+    if (patch[key] === null) delete result[key];
+    else result[key] = patch[key]!;
+  }
+  return result;
+}
+
+/**
+ * A contact as a new subscriber: its values with the fields' defaults for what it lacks, as stored (JSON, nulls
+ * left out), or why it cannot be one (a required field without a value, values past the bound).
+ */
+function newSubscriber(contact: Resolved, fields: ReturnType<typeof fieldLookup>): { stored: string } | { problem: string } {
+  const values: Record<string, StoredValue> = {};
+  for (const field of fields.all) {
+    const key = String(field.id);
+    const value = key in contact.fields ? contact.fields[key]! : defaultOf(field);
+    if (value !== null) values[key] = value;
+    else if (field.required) return { problem: `${quote(field.name)} is required` };
+  }
+  const stored = JSON.stringify(values);
+  return bytesOver(stored, CONTACT_LIMITS.storedFieldsBytes) ? { problem: tooManyBytes(utf8Length(stored), "with the fields' defaults for those not given") } : { stored };
+}
+
+/** Every contact as a new subscriber, or null if one of them cannot be one. */
+function asNewSubscribers(contacts: Iterable<Resolved>, fields: ReturnType<typeof fieldLookup>): Array<Resolved & { stored: string }> | null {
+  const all: Array<Resolved & { stored: string }> = [];
+  for (const contact of contacts) {
+    const asNew = newSubscriber(contact, fields);
+    if ("problem" in asNew) return null;
+    all.push({ ...contact, stored: asNew.stored });
+  }
+  return all;
+}
+
+/** [id, email, status, date, values as stored] */
+const insertRow = (c: Resolved & { id: number; stored: string }) => `${JSON.stringify([c.id, c.email, c.status, c.date]).slice(0, -1)},${c.stored}]`;
+/** [id, status, date, values to patch in] */
+const updateRow = (c: Resolved & { id: number }) => JSON.stringify([c.id, c.status, c.date, c.fields]);
+
+const tagRows = (contacts: ReadonlyArray<Resolved & { id: number }>) => contacts.flatMap((c) => (c.tags.length > 0 ? [JSON.stringify([c.id, c.tags])] : []));
+const tagStatements = (shard: Shard, accountId: number, contacts: ReadonlyArray<Resolved & { id: number }>) =>
+  jsonArrays(tagRows(contacts)).map((rows) => shard.d1.prepare(WRITE_SQL.tag).bind(rows, accountId));
 
 /** One contact's outcome as the ledger keeps it. */
 interface LedgerOutcome {
@@ -263,6 +415,38 @@ interface LedgerOutcome {
   reason: string | null;
 }
 
+type PlannedOutcome = { i: number; plan: "rejected" | "added" | "updated"; id?: number; kind?: RejectionKind; reason?: string };
+
+/**
+ * The reasons a ledger row keeps, all together, in characters: the row is one D1 value (at most 2 MB). A batch
+ * whose reasons are longer keeps each one cut to its share (seen only if the batch is written again).
+ */
+const LEDGER_REASON_CHARS = 256 * 1024;
+
+/** What each of a batch's contacts becomes if the batch is written as planned. */
+function ledgerPlan(
+  count: number,
+  results: readonly ContactResult[],
+  updates: ReadonlyArray<Resolved & { id: number }>,
+  inserts: ReadonlyArray<Resolved & { id: number }>,
+): PlannedOutcome[] {
+  const plan: PlannedOutcome[] = [];
+  for (let i = 0; i < count; i++) {
+    const known = results[i];
+    if (known?.result === "rejected") plan.push({ i, plan: "rejected", kind: known.kind, reason: known.reason });
+  }
+  if (plan.length > 0) {
+    const share = Math.max(100, Math.floor(LEDGER_REASON_CHARS / plan.length));
+    for (const p of plan) p.reason = truncate(p.reason!, share);
+  }
+  for (const contact of inserts) {
+    plan.push({ i: contact.index, plan: "added", id: contact.id });
+    for (const index of contact.merged) plan.push({ i: index, plan: "updated", id: contact.id });
+  }
+  for (const contact of updates) for (const index of [contact.index, ...contact.merged]) plan.push({ i: index, plan: "updated", id: contact.id });
+  return plan;
+}
+
 /**
  * The statement that records a batch's outcomes in the ledger, last in its transaction. What became of each
  * planned write is read from the database as the transaction leaves it: a planned row that exists was written
@@ -270,26 +454,13 @@ interface LedgerOutcome {
  * one that does not was taken by a concurrent request. The ledger's unique key refuses a second record of the
  * batch, which rolls the whole second attempt back.
  */
-async function ledgerStatement(
+function ledgerStatement(
   shard: Shard,
   accountId: number,
+  id: number,
   ledger: NonNullable<WriteOptions["ledger"]>,
-  count: number,
-  results: ContactResult[],
-  updates: ReadonlyArray<Resolved & { id: number }>,
-  inserts: ReadonlyArray<Resolved & { id: number }>,
-): Promise<D1PreparedStatement> {
-  const plan: Array<{ i: number; plan: "rejected" | "added" | "updated"; id?: number; kind?: RejectionKind; reason?: string }> = [];
-  for (let i = 0; i < count; i++) {
-    const known = results[i];
-    if (known?.result === "rejected") plan.push({ i, plan: "rejected", kind: known.kind, reason: known.reason });
-  }
-  for (const contact of inserts) {
-    plan.push({ i: contact.index, plan: "added", id: contact.id });
-    for (const index of contact.merged) plan.push({ i: index, plan: "updated", id: contact.id });
-  }
-  for (const contact of updates) for (const index of [contact.index, ...contact.merged]) plan.push({ i: index, plan: "updated", id: contact.id });
-  const id = await ledger.ids.take(1);
+  plan: readonly PlannedOutcome[],
+): D1PreparedStatement {
   return shard.d1.prepare(WRITE_SQL.ledger).bind(id, accountId, ledger.jobId, ledger.firstRow, JSON.stringify(plan), `row ${RACED}`);
 }
 

@@ -10,7 +10,7 @@
  */
 import { describeIssues } from "../api/envelope";
 import { loadAccountFields } from "../contacts/fields";
-import { CONTACT_LIMITS, parseContact } from "../contacts/input";
+import { parseContact } from "../contacts/input";
 import type { TagLookup } from "../contacts/tags";
 import { contactInput, forgetLedger, recordedOutcomes, writeContacts, type ContactInput, type ContactResult } from "../contacts/write";
 import type { ExportJob } from "../db/control_schema";
@@ -34,12 +34,13 @@ import { idsInBlocks } from "../shards/ids";
 import { csvContact, csvLayout, ndjsonContact, type CsvLayout } from "./contacts";
 import { csvCells, MAX_RECORD_BYTES, readRecords, type RawRecord } from "./records";
 import { sourceBytes } from "./source";
-import { rejectsFileName, type ImportSpec } from "./spec";
+import { FIRST_BATCHING, rejectsFileName, type ImportSpec } from "./spec";
 
 const REJECTS_HEADER = "row,email,reason\r\n";
 
-/** New subscribers' ids are taken 20 batches at a time. */
-const ID_BLOCK = 20 * CONTACT_LIMITS.contactsPerCall;
+/** New subscribers' ids are taken 20,000 at a time, the ledger's 20 at a time. */
+const ID_BLOCK = 20_000;
+const LEDGER_ID_BLOCK = 20;
 
 const csvLine = (cells: readonly unknown[]) => cells.map(csvCell).join(",") + "\r\n";
 
@@ -157,7 +158,7 @@ export async function importFromCheckpoint(
   // Kept from batch to batch: blocks of ids (a statement on the control database per block, not per batch) and
   // the tags found so far.
   const subscriberIds = idsInBlocks(env.DB, "subscribers", ID_BLOCK);
-  const ledgerIds = idsInBlocks(env.DB, "import_batches", ID_BLOCK / CONTACT_LIMITS.contactsPerCall);
+  const ledgerIds = idsInBlocks(env.DB, "import_batches", LEDGER_ID_BLOCK);
   const knownTags: TagLookup = { byId: new Map(), byName: new Map() };
   // Only batches after the checkpoint that an earlier slice wrote before it died are in the ledger, and they come
   // first: once a batch is not there, the rest of the slice's are not either. (Were a stray earlier slice still
@@ -165,12 +166,17 @@ export async function importFromCheckpoint(
   let mayBeRecorded = true;
   let batches = 0;
   let lastProgress = started;
+  const batching = spec.batching ?? FIRST_BATCHING;
+  let ended = false;
   for (;;) {
-    // The next batch: the records after the cursor.
+    // The next batch: the records after the cursor, up to the batch's rows or bytes.
     const batch: SourceRow[] = [];
-    while (batch.length < CONTACT_LIMITS.contactsPerCall) {
+    while (batch.length < batching.rows && (batch.length === 0 || batch[batch.length - 1]!.end - cursor < batching.bytes)) {
       const record = await nextRecord(records);
-      if (!record) break;
+      if (!record) {
+        ended = true;
+        break;
+      }
       if (record.end <= cursor) continue;
       batch.push(toRow(record, rows + batch.length + 1));
     }
@@ -218,8 +224,7 @@ export async function importFromCheckpoint(
     cursor = batch[batch.length - 1]!.end;
     batches++;
     await fault("mid-part");
-    // A short batch was the file's last.
-    if (batch.length < CONTACT_LIMITS.contactsPerCall) break;
+    if (ended) break;
 
     const outOfBudget =
       deps.now() - started >= config.EXPORT_SLICE_BUDGET_MS || (config.EXPORT_SLICE_MAX_PAGES > 0 && batches >= config.EXPORT_SLICE_MAX_PAGES);

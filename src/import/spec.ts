@@ -16,7 +16,23 @@ export interface ImportSpec {
   /** "upload": the client uploaded it to its signed link, and it is deleted when the import ends. */
   source: "upload" | "object" | "export";
   requestedAt: string;
+  /**
+   * How slices cut the file into batches, fixed when the import is requested: every slice, before a deploy and
+   * after it, cuts the same batches, so that it finds those an earlier slice wrote in the ledger. (Imports
+   * requested before it was kept here took 1,000 rows a batch.)
+   */
+  batching?: ImportBatching;
 }
+
+export interface ImportBatching {
+  /** Rows of a batch, at most. */
+  rows: number;
+  /** A batch ends with the row that takes it to this many bytes of the (unpacked) file. */
+  bytes: number;
+}
+
+/** The batches of an import requested before its spec kept them. */
+export const FIRST_BATCHING: ImportBatching = { rows: 1_000, bytes: Number.MAX_SAFE_INTEGER };
 
 /**
  * Where an uploaded import file is kept until its import ends. Each upload attempt writes its own object (the

@@ -63,7 +63,13 @@ export const importSubscribersAsync = defineMethod({
     const now = Date.now();
     let spec: ImportSpec;
     let sourceBytes: number | null = null;
-    const base = { kind: "import" as const, listId: request.list, updateIfExists: request.update_if_exists, requestedAt: new Date(now).toISOString().replace(/\.\d{3}Z$/, "Z") };
+    const base = {
+      kind: "import" as const,
+      listId: request.list,
+      updateIfExists: request.update_if_exists,
+      requestedAt: new Date(now).toISOString().replace(/\.\d{3}Z$/, "Z"),
+      batching: { rows: config.IMPORT_BATCH_ROWS, bytes: config.IMPORT_BATCH_BYTES },
+    };
     if (request.source === "upload") {
       if (!request.format) throw new ApiError("BAD_REQUEST", "details.format: is required: csv or ndjson");
       const kind = { format: request.format, compression: request.compression ?? "none" } as const;

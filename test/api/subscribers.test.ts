@@ -7,7 +7,7 @@ import { env } from "cloudflare:workers";
 import { eq, sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { accountDirectory } from "../../src/db/control_schema";
-import { callApi, createAccount, dataOf, db, request, seedScenario, shardDb, type TestAccount } from "../fixtures";
+import { callApi, createAccount, createField, createList, dataOf, db, request, seedScenario, shardDb, type TestAccount } from "../fixtures";
 import { expectError } from "./helpers";
 
 const call = (account: TestAccount, requestmethod: string, details?: unknown) => callApi(request(account, "Subscribers", requestmethod, details));
@@ -351,5 +351,59 @@ describe("Subscribers / UnsubscribeSubscriber and DeleteSubscriber", () => {
     const theirs = other.people[0]!;
     expectError(await call(s.account, "DeleteSubscriber", { email: theirs.email, list: theirs.listId }), 404, `details.list: no list ${theirs.listId} in this account`);
     expect(await stored(other.account.id, theirs.listId, theirs.email)).toBeDefined();
+  });
+});
+
+describe("the size of what a call writes", () => {
+  const createTextField = async (account: TestAccount, name: string, defaultvalue?: string) =>
+    Number(dataOf<{ fieldid: string }>(await callApi(request(account, "Lists", "CreateCustomField", { name, type: "text", ...(defaultvalue ? { defaultvalue } : {}) }))).fieldid);
+
+  it("writes 1,000 contacts whose fields' defaults take 5 MB together, although D1 takes at most 2 MB in one value", async () => {
+    const account = await createAccount();
+    const list = await createList(account.id, "Defaults");
+    const fields = [];
+    for (let i = 0; i < 10; i++) fields.push(await createTextField(account, `Note ${i}`, `${i}`.padEnd(500, "d")));
+    const contact = Array.from({ length: 1000 }, (_, i) => ({ email: `roomy${i}@example.com`, tag: [] }));
+    expect(dataOf(await call(account, "AddOrUpdateSubscribers", { list, contact }))).toMatchObject({ added: 1000, rejected: 0 });
+    const last = await stored(account.id, list, "roomy999@example.com");
+    expect(Object.keys(last!.custom_fields)).toHaveLength(10);
+    expect(last!.custom_fields[String(fields[9])]).toBe("9".padEnd(500, "d"));
+  });
+
+  it("keeps a subscriber's values under 256 KiB as stored: a contact past it is rejected, alone, saying by how much; an update is counted with what the subscriber has", async () => {
+    const account = await createAccount();
+    const list = await createList(account.id, "Sizes");
+    const fields: number[] = [];
+    for (let i = 0; i < 30; i++) fields.push(await createField(account.id, `Essay ${i}`));
+    const values = (from: number, count: number, fill: string) => fields.slice(from, from + count).map((fieldid, i) => ({ fieldid, value: `${from + i}`.padEnd(10_000, fill) }));
+
+    // 27 values of 10,000 characters do not fit; 20 do.
+    const first = dataOf<{ results: Array<{ result: string; reason?: string }> }>(
+      await call(account, "AddOrUpdateSubscribers", {
+        list,
+        contact: [
+          { email: "too-much@example.com", customfield: values(0, 27, "a") },
+          { email: "plenty@example.com", customfield: values(0, 20, "a") },
+        ],
+      }),
+    );
+    expect(first.results.map((r) => r.result)).toEqual(["rejected", "added"]);
+    expect(first.results[0]!.reason).toMatch(/^contact\.0\.customfield: the custom field values would take 27\d{4} bytes as stored \(with the fields' defaults for those not given\); a subscriber holds at most 262144$/);
+    expect(await stored(account.id, list, "too-much@example.com")).toBeUndefined();
+
+    // Replacing the 20 values: stored and sent are 400 KB together, but the result is 200 KB, and it is taken.
+    const replaced = dataOf<{ updated: number }>(
+      await call(account, "AddOrUpdateSubscribers", { list, update_if_exists: true, contact: [{ email: "plenty@example.com", customfield: values(0, 20, "b") }] }),
+    );
+    expect(replaced).toMatchObject({ updated: 1, rejected: 0 });
+    expect((await stored(account.id, list, "plenty@example.com"))!.custom_fields[String(fields[19])]).toBe("19".padEnd(10_000, "b"));
+
+    // Seven more values would take it past the bound.
+    const more = dataOf<{ results: Array<{ result: string; reason?: string }> }>(
+      await call(account, "AddOrUpdateSubscribers", { list, update_if_exists: true, contact: [{ email: "plenty@example.com", customfield: values(20, 7, "c") }] }),
+    );
+    expect(more.results[0]).toMatchObject({ result: "rejected" });
+    expect(more.results[0]!.reason).toMatch(/^contact\.0\.customfield: the custom field values would take 27\d{4} bytes as stored \(with those it has already\); a subscriber holds at most 262144$/);
+    expect(Object.keys((await stored(account.id, list, "plenty@example.com"))!.custom_fields)).toHaveLength(20);
   });
 });

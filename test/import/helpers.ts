@@ -17,7 +17,7 @@ export async function storeImportFile(accountId: number, name: string, content: 
 /** Accepts an import through the API method itself, with the harness's recording queue; returns its job id. */
 export async function acceptImport(h: Harness, account: TestAccount, details: Record<string, unknown>): Promise<string> {
   const row = await db().select().from(accounts).where(eq(accounts.id, account.id)).get();
-  const config = { ...loadConfig(env), EXPORT_MAX_ACTIVE_PER_ACCOUNT: 1_000_000 };
+  const config = { ...h.deps.config, EXPORT_MAX_ACTIVE_PER_ACCOUNT: 1_000_000 };
   const { jobid } = (await importSubscribersAsync.handle(
     methodContext(h.deps.env, row!, config),
     importSubscribersAsync.details.parse({ notify: { type: "webhook", value: `https://hooks.test/imports/${crypto.randomUUID()}` }, ...details }),

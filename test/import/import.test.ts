@@ -116,12 +116,12 @@ function bigCsv(count: number): string {
 }
 
 describe("an import in many slices", () => {
-  const ROWS = 2_100; // three batches of up to 1,000 rows; one batch a slice below
+  const ROWS = 2_100; // three batches of up to 1,000 rows (set below); one batch a slice
 
   async function reference() {
     const t = await importTarget();
     const key = await storeImportFile(t.account.id, "big.csv", bigCsv(ROWS));
-    const h = harness({ EXPORT_SLICE_MAX_PAGES: 1 });
+    const h = harness({ EXPORT_SLICE_MAX_PAGES: 1, IMPORT_BATCH_ROWS: 1_000 });
     const jobId = await acceptImport(h, t.account, { list: t.list, format: "csv", source: { object: key } });
     await runToEnd(h, jobId);
     return { t, key, jobId, job: await jobRow(jobId), members: await listMembers(t.account.id, t.list), rejects: await rejectsOf(jobId) };
@@ -142,7 +142,7 @@ describe("an import in many slices", () => {
       const r = await reference();
       const list = await createList(r.t.account.id, `again-${point}`);
       const death = dieAt(point, point === "before-complete" || point === "after-complete" || point === "before-notify" ? 1 : 2);
-      const h = harness({ EXPORT_SLICE_MAX_PAGES: 1 }, death.fault);
+      const h = harness({ EXPORT_SLICE_MAX_PAGES: 1, IMPORT_BATCH_ROWS: 1_000 }, death.fault);
       const jobId = await acceptImport(h, r.t.account, { list, format: "csv", source: { object: r.key } });
       await runToEnd(h, jobId);
       expect(death.died).toBe(true);
@@ -161,7 +161,7 @@ describe("an import in many slices", () => {
     const list = await createList(r.t.account.id, "from-gzip");
     const key = await storeImportFile(r.t.account.id, "big.csv.gz", gzipSync(new TextEncoder().encode(bigCsv(ROWS))));
     const death = dieAt("after-batch", 2);
-    const h = harness({ EXPORT_SLICE_MAX_PAGES: 1 }, death.fault);
+    const h = harness({ EXPORT_SLICE_MAX_PAGES: 1, IMPORT_BATCH_ROWS: 1_000 }, death.fault);
     const jobId = await acceptImport(h, r.t.account, { list, format: "csv", source: { object: key } });
     await runToEnd(h, jobId);
     expect(death.died).toBe(true);
@@ -176,7 +176,7 @@ describe("an import in many slices", () => {
   it("a message delivered twice, or a slice run again from its checkpoint, changes nothing", async () => {
     const r = await reference();
     const list = await createList(r.t.account.id, "twice");
-    const h = harness({ EXPORT_SLICE_MAX_PAGES: 1 });
+    const h = harness({ EXPORT_SLICE_MAX_PAGES: 1, IMPORT_BATCH_ROWS: 1_000 });
     const jobId = await acceptImport(h, r.t.account, { list, format: "csv", source: { object: r.key } });
     const first = { kind: "export" as const, jobId, drive: 0 };
     await handle(h, first);
@@ -204,7 +204,7 @@ describe("batches a slice wrote before it died", () => {
     // One slice writes all three batches and dies before it completes the job: the next starts at the checkpoint
     // of the accepted job, the file's start.
     const death = dieAt("before-complete", 1);
-    const h = harness({ EXPORT_SLICE_MAX_PAGES: 10 }, death.fault);
+    const h = harness({ EXPORT_SLICE_MAX_PAGES: 10, IMPORT_BATCH_ROWS: 1_000 }, death.fault);
     const jobId = await acceptImport(h, t.account, { list: t.list, format: "csv", source: { object: key } });
     await runToEnd(h, jobId);
     expect(death.died).toBe(true);
@@ -298,7 +298,7 @@ describe("importing NDJSON, and an export as is", () => {
     const members = cuts.map((part) => gzipSync(new TextEncoder().encode(part)));
     const bytes = new Uint8Array(members.reduce((n, m) => n + m.length, 0));
     members.reduce((at, m) => (bytes.set(m, at), at + m.length), 0);
-    const h = harness({ EXPORT_SLICE_MAX_PAGES: 1 });
+    const h = harness({ EXPORT_SLICE_MAX_PAGES: 1, IMPORT_BATCH_ROWS: 1_000 });
     const plain = await acceptImport(h, t.account, { list: t.list, format: "csv", source: { object: await storeImportFile(t.account.id, "plain.csv", text) } });
     await runToEnd(h, plain);
     const list = await createList(t.account.id, "from-members");
@@ -352,5 +352,46 @@ describe("an import whose account is being moved", () => {
     h.clock.now += 31_000;
     await runToEnd(h, jobId);
     expect(await jobRow(jobId)).toMatchObject({ state: "complete", rowsAdded: 1 });
+  });
+});
+
+describe("rows too big for one D1 value together", () => {
+  it("imports 1,000 rows of 3,000-character values (3 MB, over D1's 2 MB per value) in full, and again as updates", async () => {
+    const t = await importTarget();
+    const h = harness();
+    const lines = Array.from({ length: 1000 }, (_, i) => JSON.stringify({ emailaddress: `big${i}@example.com`, customfields: { Company: `${i}`.padEnd(3000, "x") }, tags: ["vip"] }));
+    const key = await storeImportFile(t.account.id, "big.ndjson", lines.join("\n"));
+    const jobId = await acceptImport(h, t.account, { list: t.list, format: "ndjson", source: { object: key } });
+    await runToEnd(h, jobId);
+    expect(await jobRow(jobId)).toMatchObject({ state: "complete", rowsAdded: 1000, rowsRejected: 0 });
+    const member = (await listMembers(t.account.id, t.list)).get("big999@example.com")!;
+    expect(member).toMatchObject({ custom_fields: { [t.fields.company]: "999".padEnd(3000, "x") }, tags: ["vip"] });
+
+    // Again, into the same list: every row updates its subscriber.
+    const again = await acceptImport(h, t.account, { list: t.list, format: "ndjson", source: { object: key } });
+    await runToEnd(h, again);
+    expect(await jobRow(again)).toMatchObject({ state: "complete", rowsAdded: 0, rowsUpdated: 1000, rowsRejected: 0 });
+  });
+});
+
+describe("a batch's size", () => {
+  it("ends with the row that takes it to IMPORT_BATCH_BYTES of the file, or at IMPORT_BATCH_ROWS rows", async () => {
+    const t = await importTarget();
+    // 100 rows of 50 bytes each (with the line end) after the header.
+    const rows = Array.from({ length: 100 }, (_, i) => `row${String(i).padStart(3, "0")}@example.com,`.padEnd(49, "x"));
+    const key = await storeImportFile(t.account.id, "fifty.csv", ["email,Company", ...rows].join("\n") + "\n");
+    const slicesWith = async (config: { IMPORT_BATCH_BYTES?: number; IMPORT_BATCH_ROWS?: number }) => {
+      const h = harness({ EXPORT_SLICE_MAX_PAGES: 1, ...config });
+      const list = await createList(t.account.id);
+      const jobId = await acceptImport(h, t.account, { list, format: "csv", source: { object: key } });
+      await runToEnd(h, jobId);
+      const job = await jobRow(jobId);
+      expect(job).toMatchObject({ state: "complete", rowsAdded: 100 });
+      return job.slices;
+    };
+    // One batch a slice, and a last slice that finds the file's end.
+    expect(await slicesWith({ IMPORT_BATCH_BYTES: 1_000 })).toBe(6); // 20 rows a batch
+    expect(await slicesWith({ IMPORT_BATCH_BYTES: 1_001 })).toBe(5); // 21 rows a batch: the fifth ends the file
+    expect(await slicesWith({ IMPORT_BATCH_ROWS: 30 })).toBe(4);
   });
 });
