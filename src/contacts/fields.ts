@@ -66,22 +66,22 @@ export function defaultOf(field: AccountField): StoredValue {
 
 /**
  * The values of `entries` (customfield[] of one contact) by field id, or the first problem, with its path under
- * `path` ("customfield.2.value: must be a number").
+ * `path()` ("customfield.2.value: must be a number"; made only then).
  */
 export function resolveFieldValues(
   entries: readonly FieldValueInput[],
   fields: ReturnType<typeof fieldLookup>,
-  path: string,
+  path: () => string,
 ): Checked<Record<string, StoredValue>> {
   const values: Record<string, StoredValue> = {};
   for (const [i, entry] of entries.entries()) {
     const field = entry.fieldid !== undefined ? fields.byId.get(entry.fieldid) : fields.byName(entry.name!);
     if (!field) {
       const named = entry.fieldid !== undefined ? `fieldid ${entry.fieldid}` : `name ${quote(entry.name)}`;
-      return { ok: false, reason: `${path}.${i}: no custom field with ${named} in this account` };
+      return { ok: false, reason: `${path()}.${i}: no custom field with ${named} in this account` };
     }
     const typed = typedValue(field.type, entry.value);
-    if (!typed.ok) return { ok: false, reason: `${path}.${i}.value: ${typed.reason} for ${field.type} field ${quote(field.name)}` };
+    if (!typed.ok) return { ok: false, reason: `${path()}.${i}.value: ${typed.reason} for ${field.type} field ${quote(field.name)}` };
     values[String(field.id)] = typed.value;
   }
   return { ok: true, value: values };
@@ -93,6 +93,8 @@ export function fieldLookup(fields: readonly AccountField[]) {
   const folded = new Map(fields.map((f) => [f.name.toLowerCase(), f]));
   return {
     all: fields,
+    /** What a new subscriber may get without being given it: a default, or a "required" refusal. */
+    withDefaultOrRequired: fields.filter((f) => f.defaultValue !== null || f.required),
     byId: new Map(fields.map((f) => [f.id, f])),
     byName: (name: string) => exact.get(name) ?? folded.get(name.toLowerCase()),
   };

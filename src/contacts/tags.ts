@@ -29,12 +29,12 @@ export interface TagLookup {
   byName: Map<string, { id: number; name: string }>;
 }
 
-/** The ids of one contact's tags, or the first one that is not a tag of the account, with its path. */
-export function resolveTagIds(refs: readonly TagRef[], tags: TagLookup, path: string): Checked<number[]> {
+/** The ids of one contact's tags, or the first one that is not a tag of the account, with its path (`path()`, made only then). */
+export function resolveTagIds(refs: readonly TagRef[], tags: TagLookup, path: () => string): Checked<number[]> {
   const ids = new Set<number>();
   for (const [i, ref] of refs.entries()) {
     const tag = "id" in ref ? tags.byId.get(ref.id) : tags.byName.get(ref.name);
-    if (!tag) return { ok: false, reason: `${path}.${i}: no tag ${"id" in ref ? ref.id : quote(ref.name)} in this account` };
+    if (!tag) return { ok: false, reason: `${path()}.${i}: no tag ${"id" in ref ? ref.id : quote(ref.name)} in this account` };
     ids.add(tag.id);
   }
   return { ok: true, value: [...ids] };

@@ -73,6 +73,10 @@ interface Resolved {
   tags: number[];
   /** Later contacts of the same call with the same email, merged into this one. */
   merged: number[];
+  /** The subscriber's id, once it is known (an update) or given (an insert); 0 before. */
+  id: number;
+  /** Its values as a new subscriber stores them (JSON), once worked out; "" before. */
+  stored: string;
 }
 
 const RACED = "was changed by another request at the same moment; send it again";
@@ -167,14 +171,15 @@ export async function writeContacts(
 
   // Resolve each contact; a later one with the same email is merged into the first (or rejected).
   const byEmail = new Map<string, Resolved>();
-  for (const [index, contact] of contacts.entries()) {
-    const path = options.pathOf(index);
-    const values = resolveFieldValues(contact.fields, fields, `${path}.customfield`);
+  for (let index = 0; index < contacts.length; index++) {
+    const contact = contacts[index]!;
+    // Paths are made only for a reason: most contacts never need one.
+    const values = resolveFieldValues(contact.fields, fields, () => `${options.pathOf(index)}.customfield`);
     if (!values.ok) {
       results[index] = { result: "rejected", kind: "invalid", reason: values.reason };
       continue;
     }
-    const tagIds = resolveTagIds(contact.tags, tags, `${path}.tag`);
+    const tagIds = resolveTagIds(contact.tags, tags, () => `${options.pathOf(index)}.tag`);
     if (!tagIds.ok) {
       results[index] = { result: "rejected", kind: "invalid", reason: tagIds.reason };
       continue;
@@ -182,7 +187,7 @@ export async function writeContacts(
     const earlier = byEmail.get(contact.email);
     if (earlier) {
       if (options.ifExists === "reject") {
-        results[index] = { result: "rejected", kind: "exists", reason: `${path}.email: ${quote(contact.email)} is already ${options.pathOf(earlier.index)} of this call` };
+        results[index] = { result: "rejected", kind: "exists", reason: `${options.pathOf(index)}.email: ${quote(contact.email)} is already ${options.pathOf(earlier.index)} of this call` };
         continue;
       }
       earlier.status = contact.status ?? earlier.status;
@@ -200,6 +205,8 @@ export async function writeContacts(
       fields: values.value,
       tags: tagIds.value,
       merged: [],
+      id: 0,
+      stored: "",
     });
   }
   if (byEmail.size === 0) return results;
@@ -215,7 +222,8 @@ export async function writeContacts(
   const asNew = options.ifMissing === "add" ? asNewSubscribers(byEmail.values(), fields) : null;
   if (asNew) {
     plannedIds = await subscriberIds.take(asNew.length);
-    const inserts = asNew.map((contact, i) => ({ ...contact, id: plannedIds! + i }));
+    const inserts = asNew;
+    inserts.forEach((contact, i) => (contact.id = plannedIds! + i));
     const emails = JSON.stringify([...byEmail.keys()]);
     const insertStatements = jsonArrays(inserts.map(insertRow)).map((rows) =>
       shard.d1.prepare(WRITE_SQL.insertAllNew).bind(rows, accountId, listId, options.now, emails, plannedIds, plannedIds! + inserts.length - 1),
@@ -250,23 +258,25 @@ export async function writeContacts(
     for (const row of rows) existing.set(row.email, { id: Number(row.id), bytes: Number(row.bytes) });
   }
 
-  const updates: Array<Resolved & { id: number }> = [];
-  const inserts: Array<Resolved & { id: number; stored: string }> = [];
+  const updates: Resolved[] = [];
+  const inserts: Resolved[] = [];
   for (const contact of byEmail.values()) {
     const path = options.pathOf(contact.index);
     const found = existing.get(contact.email);
     if (found !== undefined) {
-      if (options.ifExists === "update") updates.push({ ...contact, id: found.id });
-      else reject(contact, "exists", `${path}.email: ${quote(contact.email)} is already in list ${listId} (subscriber id ${found.id})`);
+      if (options.ifExists === "update") {
+        contact.id = found.id;
+        updates.push(contact);
+      } else reject(contact, "exists", `${path}.email: ${quote(contact.email)} is already in list ${listId} (subscriber id ${found.id})`);
       continue;
     }
     if (options.ifMissing === "reject") {
       reject(contact, "missing", `${path}.email: ${quote(contact.email)} is not in list ${listId}`);
       continue;
     }
-    const asNewSubscriber = newSubscriber(contact, fields);
-    if ("problem" in asNewSubscriber) reject(contact, "invalid", `${path}.customfield: ${asNewSubscriber.problem}`);
-    else inserts.push({ ...contact, ...asNewSubscriber, id: 0 });
+    const problem = asNewSubscriber(contact, fields);
+    if (problem) reject(contact, "invalid", `${path}.customfield: ${problem}`);
+    else inserts.push(contact);
   }
   // An update may not take a subscriber's values past the bound: what is stored and what is sent, counted
   // together, or, past the bound, merged as SQLite will merge them.
@@ -339,7 +349,7 @@ export function jsonArrays(rows: readonly string[]): string[] {
     }
     chars += more;
   }
-  if (start < rows.length) arrays.push(`[${rows.slice(start).join(",")}]`);
+  if (start < rows.length) arrays.push(`[${(start === 0 ? rows : rows.slice(start)).join(",")}]`);
   return arrays;
 }
 
@@ -371,39 +381,50 @@ function patched(stored: Record<string, StoredValue>, patch: Record<string, Stor
 }
 
 /**
- * A contact as a new subscriber: its values with the fields' defaults for what it lacks, as stored (JSON, nulls
- * left out), or why it cannot be one (a required field without a value, values past the bound).
+ * Makes `contact` a new subscriber: its values with the fields' defaults for those it lacks, as stored (JSON,
+ * nulls left out), in `contact.stored`; or says why it cannot be one (a required field without a value, values
+ * past the bound).
  */
-function newSubscriber(contact: Resolved, fields: ReturnType<typeof fieldLookup>): { stored: string } | { problem: string } {
-  const values: Record<string, StoredValue> = {};
-  for (const field of fields.all) {
+function asNewSubscriber(contact: Resolved, fields: ReturnType<typeof fieldLookup>): string | null {
+  let values = contact.fields;
+  // A copy only where there is something to leave out or fill in (most contacts have neither).
+  let plain = fields.withDefaultOrRequired.length === 0;
+  for (const key in values) if (values[key] === null) plain = false;
+  if (!plain) {
+    values = {};
+    for (const key in contact.fields) if (contact.fields[key] !== null) values[key] = contact.fields[key]!;
+  }
+  for (const field of fields.withDefaultOrRequired) {
     const key = String(field.id);
-    const value = key in contact.fields ? contact.fields[key]! : defaultOf(field);
-    if (value !== null) values[key] = value;
-    else if (field.required) return { problem: `${quote(field.name)} is required` };
+    if (!(key in contact.fields)) {
+      const value = defaultOf(field);
+      if (value !== null) values[key] = value;
+    }
+    if (field.required && !(key in values)) return `${quote(field.name)} is required`;
   }
   const stored = JSON.stringify(values);
-  return bytesOver(stored, CONTACT_LIMITS.storedFieldsBytes) ? { problem: tooManyBytes(utf8Length(stored), "with the fields' defaults for those not given") } : { stored };
+  if (bytesOver(stored, CONTACT_LIMITS.storedFieldsBytes)) return tooManyBytes(utf8Length(stored), "with the fields' defaults for those not given");
+  contact.stored = stored;
+  return null;
 }
 
-/** Every contact as a new subscriber, or null if one of them cannot be one. */
-function asNewSubscribers(contacts: Iterable<Resolved>, fields: ReturnType<typeof fieldLookup>): Array<Resolved & { stored: string }> | null {
-  const all: Array<Resolved & { stored: string }> = [];
+/** Every contact made a new subscriber, or null if one of them cannot be one. */
+function asNewSubscribers(contacts: Iterable<Resolved>, fields: ReturnType<typeof fieldLookup>): Resolved[] | null {
+  const all: Resolved[] = [];
   for (const contact of contacts) {
-    const asNew = newSubscriber(contact, fields);
-    if ("problem" in asNew) return null;
-    all.push({ ...contact, stored: asNew.stored });
+    if (asNewSubscriber(contact, fields) !== null) return null;
+    all.push(contact);
   }
   return all;
 }
 
 /** [id, email, status, date, values as stored] */
-const insertRow = (c: Resolved & { id: number; stored: string }) => `${JSON.stringify([c.id, c.email, c.status, c.date]).slice(0, -1)},${c.stored}]`;
+const insertRow = (c: Resolved) => `[${c.id},${JSON.stringify(c.email)},${JSON.stringify(c.status)},${JSON.stringify(c.date)},${c.stored}]`;
 /** [id, status, date, values to patch in] */
-const updateRow = (c: Resolved & { id: number }) => JSON.stringify([c.id, c.status, c.date, c.fields]);
+const updateRow = (c: Resolved) => JSON.stringify([c.id, c.status, c.date, c.fields]);
 
-const tagRows = (contacts: ReadonlyArray<Resolved & { id: number }>) => contacts.flatMap((c) => (c.tags.length > 0 ? [JSON.stringify([c.id, c.tags])] : []));
-const tagStatements = (shard: Shard, accountId: number, contacts: ReadonlyArray<Resolved & { id: number }>) =>
+const tagRows = (contacts: readonly Resolved[]) => contacts.flatMap((c) => (c.tags.length > 0 ? [JSON.stringify([c.id, c.tags])] : []));
+const tagStatements = (shard: Shard, accountId: number, contacts: readonly Resolved[]) =>
   jsonArrays(tagRows(contacts)).map((rows) => shard.d1.prepare(WRITE_SQL.tag).bind(rows, accountId));
 
 /** One contact's outcome as the ledger keeps it. */
@@ -427,8 +448,8 @@ const LEDGER_REASON_CHARS = 256 * 1024;
 function ledgerPlan(
   count: number,
   results: readonly ContactResult[],
-  updates: ReadonlyArray<Resolved & { id: number }>,
-  inserts: ReadonlyArray<Resolved & { id: number }>,
+  updates: readonly Resolved[],
+  inserts: readonly Resolved[],
 ): PlannedOutcome[] {
   const plan: PlannedOutcome[] = [];
   for (let i = 0; i < count; i++) {

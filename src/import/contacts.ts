@@ -78,7 +78,10 @@ export function ndjsonContact(text: string): { contact: Record<string, unknown> 
     if (typeof record.customfields !== "object" || record.customfields === null || Array.isArray(record.customfields)) {
       return { problem: "customfields must be an object of field names and values" };
     }
-    contact.customfield = Object.entries(record.customfields).map(([name, value]) => ({ name, value }));
+    const values = record.customfields as Record<string, unknown>;
+    const customfield: Array<{ name: string; value: unknown }> = [];
+    for (const name in values) customfield.push({ name, value: values[name] });
+    contact.customfield = customfield;
   }
   if (record.tags !== undefined) contact.tag = record.tags;
   return { contact };
