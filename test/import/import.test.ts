@@ -394,4 +394,16 @@ describe("a batch's size", () => {
     expect(await slicesWith({ IMPORT_BATCH_BYTES: 1_001 })).toBe(5); // 21 rows a batch: the fifth ends the file
     expect(await slicesWith({ IMPORT_BATCH_ROWS: 30 })).toBe(4);
   });
+
+  it("is the job's own: an import requested before the spec kept it runs in batches of 1,000 rows, whatever the settings now", async () => {
+    const t = await importTarget();
+    const key = await storeImportFile(t.account.id, "older.csv", bigCsv(2_100));
+    const h = harness({ EXPORT_SLICE_MAX_PAGES: 1 });
+    const jobId = await acceptImport(h, t.account, { list: t.list, format: "csv", source: { object: key } });
+    expect((await jobRow(jobId)).spec).toMatchObject({ batching: { rows: 2_000, bytes: 2 * 1024 * 1024 } });
+    // As an older deploy stored it: no batching in the spec.
+    await db().run(sql`UPDATE export_jobs SET spec = json_remove(spec, '$.batching') WHERE id = ${jobId}`);
+    await runToEnd(h, jobId);
+    expect(await jobRow(jobId)).toMatchObject({ state: "complete", processedCount: 2_100, rowsAdded: 1_680, rowsRejected: 420, slices: 3 });
+  });
 });
