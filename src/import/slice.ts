@@ -1,7 +1,8 @@
 /**
  * One slice of a bulk import (Subscribers / ImportSubscribersAsync): resumes at the job's checkpoint (a byte
- * offset in the source, after a whole record), reads records, and writes them into the list in batches of up
- * to 1,000 contacts, each one D1 transaction that also records its outcomes in the import_batches ledger.
+ * offset in the source, after a whole record), reads records, and writes them into the list in batches (of the
+ * rows and bytes the job's spec says), each one D1 transaction that also records its outcomes in the
+ * import_batches ledger.
  * Rejected rows go to the rejects file (CSV: row, email, reason), streamed into R2 like an export's file. At
  * the time budget the slice checkpoints (offset, rows, counts, the rejects file's upload) and hands over.
  *
