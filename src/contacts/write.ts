@@ -221,31 +221,27 @@ export async function writeContacts(
   let plannedIds: number | null = null;
   const asNew = options.ifMissing === "add" ? asNewSubscribers(byEmail.values(), fields) : null;
   if (asNew) {
-    plannedIds = await subscriberIds.take(asNew.length);
-    const inserts = asNew;
-    inserts.forEach((contact, i) => (contact.id = plannedIds! + i));
+    const first = await subscriberIds.take(asNew.length);
+    plannedIds = first;
+    asNew.forEach((contact, i) => (contact.id = first + i));
     const emails = JSON.stringify([...byEmail.keys()]);
-    const insertStatements = jsonArrays(inserts.map(insertRow)).map((rows) =>
-      shard.d1.prepare(WRITE_SQL.insertAllNew).bind(rows, accountId, listId, options.now, emails, plannedIds, plannedIds! + inserts.length - 1),
+    const insertStatements = jsonArrays(asNew.map(insertRow)).map((rows) =>
+      shard.d1.prepare(WRITE_SQL.insertAllNew).bind(rows, accountId, listId, options.now, emails, first, first + asNew.length - 1),
     );
-    const statements = [...insertStatements, ...tagStatements(shard, accountId, inserts)];
-    const plan = options.ledger ? ledgerPlan(contacts.length, results, [], inserts) : [];
-    if (options.ledger) {
-      const outcomes: LedgerOutcome[] = plan.map((p) => ({ i: p.i, r: p.plan, id: p.id ?? null, kind: p.kind ?? null, reason: p.reason ?? null }));
-      statements.push(
-        shard.d1.prepare(WRITE_SQL.ledgerAsPlanned).bind(ledgerId, accountId, options.ledger.jobId, options.ledger.firstRow, JSON.stringify(outcomes), plannedIds),
-      );
-    }
-    const written = await shard.d1.batch(statements);
+    const written = await shard.d1.batch([
+      ...insertStatements,
+      ...tagStatements(shard, accountId, asNew),
+      ...(options.ledger ? [ledgerAsPlannedStatement(shard, accountId, ledgerId, options.ledger, ledgerPlan(contacts.length, results, [], asNew), first)] : []),
+    ]);
     const changes = written.slice(0, insertStatements.length).reduce((sum, r) => sum + r.meta.changes, 0);
-    if (changes === inserts.length) {
-      for (const contact of inserts) {
+    if (changes === asNew.length) {
+      for (const contact of asNew) {
         results[contact.index] = { result: "added", subscriberid: contact.id };
         for (const index of contact.merged) results[index] = { result: "updated", subscriberid: contact.id };
       }
       return results;
     }
-    if (changes !== 0) throw new Error(`writeContacts: a batch of new subscribers inserted ${changes} of ${inserts.length}`);
+    if (changes !== 0) throw new Error(`writeContacts: a batch of new subscribers inserted ${changes} of ${asNew.length}`);
     // An email was in the list already, and nothing was written: look them up.
   }
 
@@ -336,7 +332,7 @@ export async function writeContacts(
 const PARAM_CHARS = 512 * 1024;
 
 /** `rows` (each a JSON text) as JSON arrays of at most PARAM_CHARS characters, in order; none if there are no rows. */
-export function jsonArrays(rows: readonly string[]): string[] {
+function jsonArrays(rows: readonly string[]): string[] {
   const arrays: string[] = [];
   let start = 0;
   let chars = 2;
@@ -389,7 +385,12 @@ function asNewSubscriber(contact: Resolved, fields: ReturnType<typeof fieldLooku
   let values = contact.fields;
   // A copy only where there is something to leave out or fill in (most contacts have neither).
   let plain = fields.withDefaultOrRequired.length === 0;
-  for (const key in values) if (values[key] === null) plain = false;
+  for (const key in values) {
+    if (values[key] === null) {
+      plain = false;
+      break;
+    }
+  }
   if (!plain) {
     values = {};
     for (const key in contact.fields) if (contact.fields[key] !== null) values[key] = contact.fields[key]!;
@@ -483,6 +484,22 @@ function ledgerStatement(
   plan: readonly PlannedOutcome[],
 ): D1PreparedStatement {
   return shard.d1.prepare(WRITE_SQL.ledger).bind(id, accountId, ledger.jobId, ledger.firstRow, JSON.stringify(plan), `row ${RACED}`);
+}
+
+/**
+ * The ledger row of a batch of new subscribers only, written with it: its outcomes are the plan itself, recorded
+ * only if the batch was written (its first new subscriber exists).
+ */
+function ledgerAsPlannedStatement(
+  shard: Shard,
+  accountId: number,
+  id: number,
+  ledger: NonNullable<WriteOptions["ledger"]>,
+  plan: readonly PlannedOutcome[],
+  firstSubscriber: number,
+): D1PreparedStatement {
+  const outcomes: LedgerOutcome[] = plan.map((p) => ({ i: p.i, r: p.plan, id: p.id ?? null, kind: p.kind ?? null, reason: p.reason ?? null }));
+  return shard.d1.prepare(WRITE_SQL.ledgerAsPlanned).bind(id, accountId, ledger.jobId, ledger.firstRow, JSON.stringify(outcomes), firstSubscriber);
 }
 
 /** A batch's outcomes as the ledger recorded them, in order; null if the batch was never written. */

@@ -216,6 +216,37 @@ describe("batches a slice wrote before it died", () => {
   });
 });
 
+describe("a batch's reasons in the ledger", () => {
+  it("are cut to their share when together they pass 256 Ki characters, and the rows are still counted once", async () => {
+    const t = await importTarget();
+    // One good row and 1,999 rows naming a tag that does not exist, each reason about 140 characters.
+    const lines = ["email,tags", "good@example.com,vip"];
+    for (let i = 0; i < 1_999; i++) lines.push(`nope${i}@example.com,${"no-such-tag-".repeat(13)}${i}`);
+    const key = await storeImportFile(t.account.id, "long-reasons.csv", lines.join("\n") + "\n");
+    const h = harness();
+    const reference = await acceptImport(h, t.account, { list: t.list, format: "csv", source: { object: key } });
+    await runToEnd(h, reference);
+    const full = await rejectsOf(reference);
+
+    // The same file into another list, the slice dying after its batch: the next takes the outcomes from the ledger.
+    const list = await createList(t.account.id, "again");
+    const death = dieAt("after-batch", 1);
+    const h2 = harness({}, death.fault);
+    const jobId = await acceptImport(h2, t.account, { list, format: "csv", source: { object: key } });
+    await runToEnd(h2, jobId);
+    expect(death.died).toBe(true);
+    expect(await jobRow(jobId)).toMatchObject({ state: "complete", rowsAdded: 1, rowsRejected: 1_999 });
+    const cut = await rejectsOf(jobId);
+    expect(cut.map((r) => r.slice(0, 2))).toEqual(full.map((r) => r.slice(0, 2)));
+    const share = Math.floor((256 * 1024) / 1_999);
+    for (const [i, row] of cut.slice(1).entries()) {
+      const whole = full[i + 1]![2]!;
+      expect(whole.length).toBeGreaterThan(share);
+      expect(row[2]).toBe(`${whole.slice(0, share - 1)}…`);
+    }
+  });
+});
+
 describe("a tag deleted while an import runs", () => {
   it("is not given to the rows after it (the slice looked it up earlier), and the import goes on", async () => {
     const t = await importTarget();
