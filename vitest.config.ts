@@ -3,6 +3,10 @@ import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-worker
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { defineConfig } from "vitest/config";
 import { EXPORTER_TEST_BUNDLE, MAILER_TEST_BUNDLE } from "./test/global-setup.ts";
+import { withWorkerdFlags } from "./dev/workerd.ts";
+
+// The pool's workerd takes the same V8 flags as wrangler dev (dev/workerd.ts): its miniflare reads them from here.
+process.env.MINIFLARE_WORKERD_V8_FLAGS = withWorkerdFlags(process.env).MINIFLARE_WORKERD_V8_FLAGS;
 
 /** Settings both the API worker (the tests' own worker) and the export worker run with in tests. */
 const TEST_VARS = {

@@ -43,7 +43,7 @@ import type { ProbeStats } from "./probes";
 import type { RssReport } from "./processes";
 import { sqlite, sqliteJson, sqlString } from "./sqlite";
 import { canonicalJson } from "./verify";
-import { logErrors, SERVICE_CONFIGS, startWranglerDev, WebhookReceiver, type DevServer, type WebhookArrival } from "./wrangler_dev";
+import { logErrors, SERVICE_CONFIGS, startWranglerDev, WebhookReceiver, workerdV8Flags, type DevServer, type WebhookArrival } from "./wrangler_dev";
 
 export interface ImportBenchOptions {
   sizes: number[];
@@ -309,7 +309,7 @@ async function importSession(
   const probers = makeProbers(() => dev!.baseUrl, account, o.probeRate);
   let exportJobId: string | undefined;
   try {
-    log(`starting wrangler dev on port ${o.port} (state ${relative(ROOT, stateDir)}; log ${relative(ROOT, run.wranglerLog)})`);
+    log(`starting wrangler dev on port ${o.port} (state ${relative(ROOT, stateDir)}; workerd V8 flags: ${workerdV8Flags() || "none"}; log ${relative(ROOT, run.wranglerLog)})`);
     dev = await startWranglerDev({
       configs: SERVICE_CONFIGS,
       stateDir,
@@ -717,8 +717,8 @@ function printImportSummary(results: ImportResult[]) {
   }
 }
 
-/** Which code ran: the tree's root, its git commit (if it is a checkout) and a digest of src/ (so a frozen or patched copy is told apart). */
-function codeInfo(): { root: string; head: string | null; dirtySrcFiles: number | null; srcSha256: string } {
+/** Which code ran: the tree's root, its git commit (if it is a checkout), a digest of src/ (so a frozen or patched copy is told apart), and the local workerd's V8 flags. */
+function codeInfo(): { root: string; head: string | null; dirtySrcFiles: number | null; srcSha256: string; workerdV8Flags: string } {
   const git = (args: string[]) => {
     const r = spawnSync("git", ["-C", ROOT, ...args], { encoding: "utf8" });
     return r.status === 0 ? r.stdout.trim() : null;
@@ -734,7 +734,7 @@ function codeInfo(): { root: string; head: string | null; dirtySrcFiles: number 
     }
   };
   walk(join(ROOT, "src"));
-  return { root: ROOT, head, dirtySrcFiles: dirty, srcSha256: hash.digest("hex").slice(0, 16) };
+  return { root: ROOT, head, dirtySrcFiles: dirty, srcSha256: hash.digest("hex").slice(0, 16), workerdV8Flags: workerdV8Flags() };
 }
 
 export async function runImportBench(o: ImportBenchOptions): Promise<number> {

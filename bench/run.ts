@@ -39,6 +39,7 @@ import {
   startWranglerDev,
   stopAllWranglerDev,
   WebhookReceiver,
+  workerdV8Flags,
   type DevServer,
   type WebhookArrival,
 } from "./wrangler_dev";
@@ -347,7 +348,7 @@ async function exportThroughWrangler(dataset: Dataset, result: Result, outFile: 
   const probers = makeProbers(() => dev!.baseUrl, dataset, probeRate);
   let ticker: NodeJS.Timeout | undefined;
   try {
-    log(`starting wrangler dev on port ${port} (API, export and mailer workers; configs and settings in ${relative(ROOT, SESSION_DIR)}/; log: ${relative(ROOT, result.wranglerLog)})`);
+    log(`starting wrangler dev on port ${port} (API, export and mailer workers; configs and settings in ${relative(ROOT, SESSION_DIR)}/; workerd V8 flags: ${workerdV8Flags() || "none"}; log: ${relative(ROOT, result.wranglerLog)})`);
     dev = await startService(result.wranglerLog, result.vars, makeReady());
     log(`starting the dev clock on port ${clockPort} (log: ${relative(ROOT, clockLog(result))})`);
     clock = await startWranglerDev({
@@ -924,7 +925,7 @@ writeFileSync(
     {
       startedAt,
       finishedAt: new Date().toISOString(),
-      machine: { cpus: cpus().length, loadAverageAtStart: loadBefore, loadAverageAtEnd: loadavg(), node: process.version },
+      machine: { cpus: cpus().length, loadAverageAtStart: loadBefore, loadAverageAtEnd: loadavg(), node: process.version, workerdV8Flags: workerdV8Flags() },
       options: { sizes, keep: flags.keep, vars: Object.fromEntries(userVars), probeRate, segmentsCalls, killAfterSeconds: killAfterSeconds ?? null },
       targets: TARGETS,
       rssGrowth: small.length >= 2 ? small[small.length - 1]!.memory!.peakBytes / small[0]!.memory!.peakBytes : null,

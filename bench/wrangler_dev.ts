@@ -7,6 +7,10 @@ import { createConnection } from "node:net";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { ROOT } from "./layout";
 import { killTree, killTreeNow, WorkerdMemorySampler } from "./processes";
+import { withWorkerdFlags } from "../dev/workerd";
+
+/** The V8 flags the local workerd gets (dev/workerd.ts), as the results record them. */
+export const workerdV8Flags = () => withWorkerdFlags(process.env).MINIFLARE_WORKERD_V8_FLAGS ?? "";
 
 const wranglerBin = createRequire(import.meta.url).resolve("wrangler/bin/wrangler.js");
 
@@ -155,7 +159,7 @@ export async function startWranglerDev(options: {
       cwd: ROOT,
       detached: true, // its own process group, so that stop() ends exactly this tree
       stdio: ["ignore", log, log],
-      env: { ...process.env, WRANGLER_SEND_METRICS: "false", WRANGLER_REGISTRY_PATH: options.registryDir, NO_COLOR: "1", FORCE_COLOR: "0" },
+      env: { ...withWorkerdFlags(process.env), WRANGLER_SEND_METRICS: "false", WRANGLER_REGISTRY_PATH: options.registryDir, NO_COLOR: "1", FORCE_COLOR: "0" },
     });
   } finally {
     closeSync(log);

@@ -18,6 +18,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export WRANGLER_SEND_METRICS=false
+# V8 flags for the local workerd (the same as dev/workerd.ts, which says why): without --single-threaded-gc a
+# long export can leave workerd spinning at 100 % CPU on a machine with few cores. An empty value runs without.
+export MINIFLARE_WORKERD_V8_FLAGS=${MINIFLARE_WORKERD_V8_FLAGS---single-threaded-gc}
 wrangler=node_modules/.bin/wrangler
 [[ -x $wrangler ]] || { echo "dev: wrangler is not installed; run npm install first" >&2; exit 1; }
 
