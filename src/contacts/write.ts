@@ -216,6 +216,8 @@ export async function writeContacts(
   };
   const subscriberIds = options.subscriberIds ?? idsFromControl(env.DB, "subscribers");
   const ledgerId = options.ledger ? await options.ledger.ids.take(1) : 0;
+  // The batch's emails: the guard of a batch of new subscribers, and the lookup of those in the list already.
+  const emails = JSON.stringify([...byEmail.keys()]);
 
   // All new? Then one batch writes them, unless one of them is in the list already.
   let plannedIds: number | null = null;
@@ -224,7 +226,6 @@ export async function writeContacts(
     const first = await subscriberIds.take(asNew.length);
     plannedIds = first;
     asNew.forEach((contact, i) => (contact.id = first + i));
-    const emails = JSON.stringify([...byEmail.keys()]);
     const insertStatements = jsonArrays(asNew.map(insertRow)).map((rows) =>
       shard.d1.prepare(WRITE_SQL.insertAllNew).bind(rows, accountId, listId, options.now, emails, first, first + asNew.length - 1),
     );
@@ -249,7 +250,7 @@ export async function writeContacts(
   {
     const { results: rows } = await shard.d1
       .prepare(WRITE_SQL.existing)
-      .bind(JSON.stringify([...byEmail.keys()]), listId)
+      .bind(emails, listId)
       .all<{ id: number; email: string; bytes: number }>();
     for (const row of rows) existing.set(row.email, { id: Number(row.id), bytes: Number(row.bytes) });
   }
