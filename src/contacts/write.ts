@@ -82,6 +82,14 @@ interface Resolved {
 const RACED = "was changed by another request at the same moment; send it again";
 
 /**
+ * The batch's rows as a table `r(v)`, each row's JSON text made once. json_each renders a row (an array or
+ * object) as text each time its `value` is named, and a statement names it up to five times a row: that was 7 %
+ * of a 1M import's time on workerd's thread. Materialized, a row is rendered once, and the `->>` after it find
+ * it in SQLite's cache of parsed JSON (the D1 writes of a 1M import: 28.2 s before, 22.9 s after).
+ */
+const rowsOf = (parameter: string) => `WITH r(v) AS MATERIALIZED (SELECT value FROM json_each(${parameter}))`;
+
+/**
  * The statements of a contact batch. Rows travel as JSON arrays (one parameter: D1 binds at most 100), read by
  * position (SQLite reads an array's element without searching for a key).
  *
@@ -97,17 +105,17 @@ export const WRITE_SQL = {
   /** ?1 subscriber ids: their custom field values as stored. */
   storedFields: `SELECT s.id, s.custom_fields FROM json_each(?1) j CROSS JOIN subscribers s WHERE s.id = j.value`,
   /** ?1 [id, status, date, fields], ?2 the account, ?3 the list. Fields are patched (a null value clears one); status and date change only when given. */
-  update: `UPDATE subscribers SET
-      status = coalesce(j.value ->> 1, subscribers.status),
-      subscribe_date = coalesce(j.value ->> 2, subscribers.subscribe_date),
-      custom_fields = json_patch(subscribers.custom_fields, j.value -> 3)
-    FROM json_each(?1) j
-    WHERE subscribers.id = j.value ->> 0 AND +subscribers.account_id = ?2 AND +subscribers.list_id = ?3
+  update: `${rowsOf("?1")} UPDATE subscribers SET
+      status = coalesce(r.v ->> 1, subscribers.status),
+      subscribe_date = coalesce(r.v ->> 2, subscribers.subscribe_date),
+      custom_fields = json_patch(subscribers.custom_fields, r.v -> 3)
+    FROM r
+    WHERE subscribers.id = r.v ->> 0 AND +subscribers.account_id = ?2 AND +subscribers.list_id = ?3
     RETURNING subscribers.id AS id`,
   /** ?1 [id, email, status, date, fields without nulls], ?2 the account, ?3 the list, ?4 the default subscribe date. */
-  insert: `INSERT INTO subscribers (id, account_id, list_id, email, status, subscribe_date, custom_fields)
-    SELECT j.value ->> 0, ?2, ?3, j.value ->> 1, coalesce(j.value ->> 2, 'active'), coalesce(j.value ->> 3, ?4), j.value -> 4
-    FROM json_each(?1) j WHERE true
+  insert: `${rowsOf("?1")} INSERT INTO subscribers (id, account_id, list_id, email, status, subscribe_date, custom_fields)
+    SELECT v ->> 0, ?2, ?3, v ->> 1, coalesce(v ->> 2, 'active'), coalesce(v ->> 3, ?4), v -> 4
+    FROM r WHERE true
     ON CONFLICT (list_id, email) DO NOTHING
     RETURNING id`,
   /**
@@ -117,29 +125,29 @@ export const WRITE_SQL = {
    * leaves out the batch's own rows, so that its second statement, when the rows take two, is not stopped by its
    * first).
    */
-  insertAllNew: `INSERT INTO subscribers (id, account_id, list_id, email, status, subscribe_date, custom_fields)
-    SELECT j.value ->> 0, ?2, ?3, j.value ->> 1, coalesce(j.value ->> 2, 'active'), coalesce(j.value ->> 3, ?4), j.value -> 4
-    FROM json_each(?1) j
+  insertAllNew: `${rowsOf("?1")} INSERT INTO subscribers (id, account_id, list_id, email, status, subscribe_date, custom_fields)
+    SELECT v ->> 0, ?2, ?3, v ->> 1, coalesce(v ->> 2, 'active'), coalesce(v ->> 3, ?4), v -> 4
+    FROM r
     WHERE NOT EXISTS (SELECT 1 FROM json_each(?5) e CROSS JOIN subscribers s WHERE s.list_id = ?3 AND s.email = e.value AND s.id NOT BETWEEN ?6 AND ?7)
     ON CONFLICT (list_id, email) DO NOTHING`,
   /**
    * ?1 [id, tag ids], ?2 the account. Tags are added (never removed here); a subscriber that was not written gets
    * none, nor does a tag deleted since it was looked up (which would otherwise fail the batch on the foreign key).
    */
-  tag: `INSERT OR IGNORE INTO subscriber_tags (subscriber_id, tag_id)
-    SELECT j.value ->> 0, t.value
-    FROM json_each(?1) j CROSS JOIN json_each(j.value -> 1) t
-    WHERE EXISTS (SELECT 1 FROM subscribers s WHERE s.id = j.value ->> 0 AND +s.account_id = ?2)
+  tag: `${rowsOf("?1")} INSERT OR IGNORE INTO subscriber_tags (subscriber_id, tag_id)
+    SELECT r.v ->> 0, t.value
+    FROM r CROSS JOIN json_each(r.v -> 1) t
+    WHERE EXISTS (SELECT 1 FROM subscribers s WHERE s.id = r.v ->> 0 AND +s.account_id = ?2)
       AND EXISTS (SELECT 1 FROM tags g WHERE g.id = t.value AND +g.account_id = ?2)`,
   /** ?1 the ledger row's id, ?2 the account, ?3 the job, ?4 the batch's first row, ?5 the plan, ?6 the reason of a raced row. */
-  ledger: `INSERT INTO import_batches (id, account_id, job_id, first_row, outcomes)
+  ledger: `${rowsOf("?5")} INSERT INTO import_batches (id, account_id, job_id, first_row, outcomes)
     SELECT ?1, ?2, ?3, ?4, json_group_array(json_object(
-      'i', p.value ->> 'i',
-      'r', CASE WHEN p.value ->> 'plan' = 'rejected' OR s.id IS NULL THEN 'rejected' ELSE p.value ->> 'plan' END,
+      'i', r.v ->> 'i',
+      'r', CASE WHEN r.v ->> 'plan' = 'rejected' OR s.id IS NULL THEN 'rejected' ELSE r.v ->> 'plan' END,
       'id', s.id,
-      'kind', CASE WHEN p.value ->> 'plan' = 'rejected' THEN p.value ->> 'kind' WHEN s.id IS NULL THEN 'raced' END,
-      'reason', CASE WHEN p.value ->> 'plan' = 'rejected' THEN p.value ->> 'reason' WHEN s.id IS NULL THEN ?6 END))
-    FROM json_each(?5) p LEFT JOIN subscribers s ON s.id = p.value ->> 'id' AND s.account_id = ?2`,
+      'kind', CASE WHEN r.v ->> 'plan' = 'rejected' THEN r.v ->> 'kind' WHEN s.id IS NULL THEN 'raced' END,
+      'reason', CASE WHEN r.v ->> 'plan' = 'rejected' THEN r.v ->> 'reason' WHEN s.id IS NULL THEN ?6 END))
+    FROM r LEFT JOIN subscribers s ON s.id = r.v ->> 'id' AND s.account_id = ?2`,
   /**
    * The ledger row of a batch of new subscribers only (insertAllNew): its outcomes are the plan itself, recorded
    * if the batch was written. ?1 the ledger row's id, ?2 the account, ?3 the job, ?4 the batch's first row,
