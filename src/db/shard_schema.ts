@@ -146,7 +146,7 @@ export const importBatches = sqliteTable(
     jobId: text("job_id").notNull(),
     /** The source row number (1-based, the header not counted) of the batch's first row. */
     firstRow: integer("first_row").notNull(),
-    /** [{r: added|updated|rejected, id?, reason?}] in row order. */
+    /** [{i, r: added|updated|rejected, id, kind, reason}], or for a batch of new subscribers {added: [[i, id, n]], others: [...]} (src/contacts/write.ts). */
     outcomes: text("outcomes").notNull(),
   },
   (t) => [uniqueIndex("import_batches_job_row_idx").on(t.jobId, t.firstRow), index("import_batches_account_idx").on(t.accountId)],

@@ -216,6 +216,44 @@ describe("batches a slice wrote before it died", () => {
   });
 });
 
+describe("a batch of new subscribers, taken from the ledger", () => {
+  it("gives each row the outcome it had: added, merged into an earlier row of the file (updated), or rejected", async () => {
+    const t = await importTarget();
+    // New addresses, each fifth row repeating the row before it (merged: "updated"), each seventh rejected.
+    const lines = ["email,Company,Score"];
+    for (let i = 0; i < 1_000; i++) {
+      const email = i % 5 === 4 ? `row${i - 1}@example.com` : `row${i}@example.com`;
+      lines.push(i % 7 === 6 ? `${email},Co ${i},not-a-number` : `${email},Co ${i},${i}`);
+    }
+    const key = await storeImportFile(t.account.id, "merged.csv", lines.join("\n") + "\n");
+    const h = harness();
+    const reference = await acceptImport(h, t.account, { list: t.list, format: "csv", source: { object: key } });
+    await runToEnd(h, reference);
+    const expected = await jobRow(reference);
+    expect(expected.rowsUpdated).toBeGreaterThan(100);
+    expect(expected.rowsRejected).toBeGreaterThan(100);
+
+    // The same file into another list, the slice dying after its (one) batch: the next takes the outcomes from
+    // the ledger, and writes nothing again.
+    const list = await createList(t.account.id, "again");
+    const death = dieAt("after-batch", 1);
+    const h2 = harness({}, death.fault);
+    const jobId = await acceptImport(h2, t.account, { list, format: "csv", source: { object: key } });
+    await runToEnd(h2, jobId);
+    expect(death.died).toBe(true);
+    expect(await jobRow(jobId)).toMatchObject({
+      state: "complete",
+      processedCount: 1_000,
+      rowsAdded: expected.rowsAdded,
+      rowsUpdated: expected.rowsUpdated,
+      rowsRejected: expected.rowsRejected,
+    });
+    expect(await rejectsOf(jobId)).toEqual(await rejectsOf(reference));
+    const members = (m: Awaited<ReturnType<typeof listMembers>>) => [...m.values()].map(({ email, custom_fields }) => ({ email, custom_fields }));
+    expect(members(await listMembers(t.account.id, list))).toEqual(members(await listMembers(t.account.id, t.list)));
+  });
+});
+
 describe("a batch's reasons in the ledger", () => {
   it("are cut to their share when together they pass 256 Ki characters, and the rows are still counted once", async () => {
     const t = await importTarget();
