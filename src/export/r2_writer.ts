@@ -35,6 +35,7 @@ export class R2PartWriter {
   private upload: R2MultipartUpload | null = null;
   private inFlight: Promise<void> = Promise.resolve();
   private acceptedBytes = 0;
+  private started = 0;
 
   constructor(
     private readonly bucket: R2Bucket,
@@ -49,6 +50,11 @@ export class R2PartWriter {
     this.filled = state.carry.byteLength;
     this.uploadId = state.uploadId;
     this.parts = [...state.parts];
+  }
+
+  /** Parts this writer has begun to upload (since it was created or restored). */
+  get partsStarted(): number {
+    return this.started;
   }
 
   /** Bytes this writer has accepted since it was created or restored. */
@@ -150,6 +156,7 @@ export class R2PartWriter {
       this.upload = upload;
       this.uploadId = upload.uploadId;
     }
+    this.started++;
     const full = this.buffer;
     this.buffer = this.spare;
     this.spare = full;

@@ -112,6 +112,54 @@ describe("an export in slices", () => {
     await expectCompleteFile(jobId);
   });
 
+  it("out of time, goes on to the end of the part it is filling: the checkpoint carries less than one record", async () => {
+    const h = harness({ EXPORT_SLICE_BUDGET_MS: 1_000 });
+    const jobId = await createJob(h, account, request());
+    // The budget is spent at the first page read; the pages after it take "100 ms" each. A part (5 MiB) takes
+    // about 30 records of 170 KB, over four or five pages: well inside the drain's 500 ms.
+    let reads = 0;
+    h.deps.fault = (point) => {
+      if (point === "after-read") h.clock.now += ++reads === 1 ? 1_000 : 100;
+    };
+    await handle(h, { kind: "export", jobId, drive: 0 });
+    const checkpoint = await jobRow(jobId);
+    expect(checkpoint.state).toBe("running");
+    expect(reads).toBeGreaterThan(2);
+    expect(checkpoint.parts).toHaveLength(1);
+    // Cut where the part ended: at most the tail of the record that straddled it (records are under 200 KB).
+    expect(checkpoint.carryBytes).toBeGreaterThan(0);
+    expect(checkpoint.carryBytes).toBeLessThan(200_000);
+    expect(checkpoint.bytesWritten).toBe(5 * 1024 * 1024 + checkpoint.carryBytes);
+    h.sent.length = 0;
+    await handle(h, { kind: "export", jobId, drive: 1 });
+    await runToEnd(h, jobId);
+    await expectCompleteFile(jobId);
+  });
+
+  it("out of time, stops at half its budget more if the part is not full by then, and carries what it has", async () => {
+    const h = harness({ EXPORT_SLICE_BUDGET_MS: 1_000 });
+    const jobId = await createJob(h, account, request());
+    // Each page read takes "1,000 ms": out of time at the first page, out of drain at the second (14 records:
+    // under a part).
+    let reads = 0;
+    h.deps.fault = (point) => {
+      if (point === "after-read") {
+        reads++;
+        h.clock.now += 1_000;
+      }
+    };
+    await handle(h, { kind: "export", jobId, drive: 0 });
+    expect(reads).toBe(2);
+    const checkpoint = await jobRow(jobId);
+    expect(checkpoint.parts).toEqual([]);
+    expect(checkpoint.processedCount).toBe(14);
+    expect(checkpoint.carryBytes).toBe(checkpoint.bytesWritten);
+    expect(checkpoint.carryBytes).toBeGreaterThan(2_000_000);
+    h.deps.fault = undefined;
+    await runToEnd(h, jobId);
+    await expectCompleteFile(jobId);
+  });
+
   it("keeps the bytes that do not fill a part in D1, in chunks under D1's value limit", async () => {
     const h = harness();
     const jobId = await createJob(h, account, request());
