@@ -216,6 +216,23 @@ describe("batches a slice wrote before it died", () => {
   });
 });
 
+/**
+ * Imports a file into the target's list undisturbed (the reference), then into a new list with the slice dying
+ * after its first batch, so that the next slice takes that batch's outcomes from the ledger.
+ */
+async function importUndisturbedThenDying(t: Awaited<ReturnType<typeof importTarget>>, key: string) {
+  const undisturbed = harness();
+  const reference = await acceptImport(undisturbed, t.account, { list: t.list, format: "csv", source: { object: key } });
+  await runToEnd(undisturbed, reference);
+  const list = await createList(t.account.id, "again");
+  const death = dieAt("after-batch", 1);
+  const h = harness({}, death.fault);
+  const jobId = await acceptImport(h, t.account, { list, format: "csv", source: { object: key } });
+  await runToEnd(h, jobId);
+  expect(death.died).toBe(true);
+  return { reference, list, jobId };
+}
+
 describe("a batch of new subscribers, taken from the ledger", () => {
   it("gives each row the outcome it had: added, merged into an earlier row of the file (updated), or rejected", async () => {
     const t = await importTarget();
@@ -226,21 +243,10 @@ describe("a batch of new subscribers, taken from the ledger", () => {
       lines.push(i % 7 === 6 ? `${email},Co ${i},not-a-number` : `${email},Co ${i},${i}`);
     }
     const key = await storeImportFile(t.account.id, "merged.csv", lines.join("\n") + "\n");
-    const h = harness();
-    const reference = await acceptImport(h, t.account, { list: t.list, format: "csv", source: { object: key } });
-    await runToEnd(h, reference);
+    const { reference, list, jobId } = await importUndisturbedThenDying(t, key);
     const expected = await jobRow(reference);
     expect(expected.rowsUpdated).toBeGreaterThan(100);
     expect(expected.rowsRejected).toBeGreaterThan(100);
-
-    // The same file into another list, the slice dying after its (one) batch: the next takes the outcomes from
-    // the ledger, and writes nothing again.
-    const list = await createList(t.account.id, "again");
-    const death = dieAt("after-batch", 1);
-    const h2 = harness({}, death.fault);
-    const jobId = await acceptImport(h2, t.account, { list, format: "csv", source: { object: key } });
-    await runToEnd(h2, jobId);
-    expect(death.died).toBe(true);
     expect(await jobRow(jobId)).toMatchObject({
       state: "complete",
       processedCount: 1_000,
@@ -261,18 +267,8 @@ describe("a batch's reasons in the ledger", () => {
     const lines = ["email,tags", "good@example.com,vip"];
     for (let i = 0; i < 1_999; i++) lines.push(`nope${i}@example.com,${"no-such-tag-".repeat(13)}${i}`);
     const key = await storeImportFile(t.account.id, "long-reasons.csv", lines.join("\n") + "\n");
-    const h = harness();
-    const reference = await acceptImport(h, t.account, { list: t.list, format: "csv", source: { object: key } });
-    await runToEnd(h, reference);
+    const { reference, jobId } = await importUndisturbedThenDying(t, key);
     const full = await rejectsOf(reference);
-
-    // The same file into another list, the slice dying after its batch: the next takes the outcomes from the ledger.
-    const list = await createList(t.account.id, "again");
-    const death = dieAt("after-batch", 1);
-    const h2 = harness({}, death.fault);
-    const jobId = await acceptImport(h2, t.account, { list, format: "csv", source: { object: key } });
-    await runToEnd(h2, jobId);
-    expect(death.died).toBe(true);
     expect(await jobRow(jobId)).toMatchObject({ state: "complete", rowsAdded: 1, rowsRejected: 1_999 });
     const cut = await rejectsOf(jobId);
     expect(cut.map((r) => r.slice(0, 2))).toEqual(full.map((r) => r.slice(0, 2)));
