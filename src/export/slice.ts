@@ -70,7 +70,10 @@ const YIELD_EVERY_RECORDS = 500;
 /** Matching rows counted per statement when an export's total is counted (see countTotal). */
 const COUNT_CHUNK_ROWS = 20_000;
 
-/** A slice may overrun its budget by one page, a checkpoint and the last upload; the lease covers that. */
+/**
+ * A slice may overrun its budget by its drain to the end of a part (at most half this margin, below), then one
+ * page, a checkpoint and the last upload; the lease covers that.
+ */
 const LEASE_MARGIN_MS = 120_000;
 
 /**

@@ -1,4 +1,6 @@
 import { env } from "cloudflare:workers";
+import { asc, eq } from "drizzle-orm";
+import { exportFiles } from "../../src/db/schema";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { claimJob, loadCarry, saveCheckpoint } from "../../src/export/checkpoint";
 import type { FaultPoint } from "../../src/export/slice";
@@ -157,6 +159,35 @@ describe("an export in slices", () => {
     h.deps.fault = undefined;
     await runToEnd(h, jobId);
     await expectCompleteFile(jobId);
+  });
+
+  it("out of time, ends where a split export's next file begins if that comes before the part's end", async () => {
+    const h = harness({ EXPORT_SLICE_BUDGET_MS: 1_000 });
+    // Files of at most 5 MiB (about 30 records): the first file ends before its part is full.
+    const jobId = await createJob(h, account, { ...request(), format: "ndjson", max_file_size: 5 * 1024 * 1024 });
+    let reads = 0;
+    h.deps.fault = (point) => {
+      if (point === "after-read") h.clock.now += ++reads === 1 ? 1_000 : 100;
+    };
+    await handle(h, { kind: "export", jobId, drive: 0 });
+    const checkpoint = await jobRow(jobId);
+    expect(checkpoint.state).toBe("running");
+    // Cut after the record that began the next file: the carry is that one record.
+    expect(checkpoint.fileIndex).toBe(2);
+    expect(checkpoint.fileRows).toBe(1);
+    expect(checkpoint.carryBytes).toBeGreaterThan(0);
+    expect(checkpoint.carryBytes).toBeLessThan(200_000);
+    h.sent.length = 0;
+    await runToEnd(h, jobId);
+    const files = await db().select().from(exportFiles).where(eq(exportFiles.jobId, jobId)).orderBy(asc(exportFiles.fileIndex));
+    expect(files.length).toBeGreaterThan(1);
+    const emails: string[] = [];
+    for (const f of files) {
+      const lines = (await (await env.EXPORTS.get(f.objectKey))!.text()).split("\n").slice(0, -1);
+      expect(lines).toHaveLength(f.count);
+      emails.push(...lines.map((line) => (JSON.parse(line) as { emailaddress: string }).emailaddress));
+    }
+    expect(emails).toEqual(expectedEmails);
   });
 
   it("keeps the bytes that do not fill a part in D1, in chunks under D1's value limit", async () => {
