@@ -54,6 +54,16 @@ beforeAll(async () => {
 
 const request = () => ({ segmentid: segmentIds, customfields: ["Note"], include_membership: true });
 
+/** A harness whose slice (budget 1 s) is out of time at its first page read; the reads after it take "100 ms". */
+function outOfTimeAtFirstPage() {
+  const h = harness({ EXPORT_SLICE_BUDGET_MS: 1_000 });
+  let reads = 0;
+  h.deps.fault = (point) => {
+    if (point === "after-read") h.clock.now += ++reads === 1 ? 1_000 : 100;
+  };
+  return { h, reads: () => reads };
+}
+
 async function expectCompleteFile(jobId: string) {
   const job = await jobRow(jobId);
   expect(job.state).toBe("complete");
@@ -115,18 +125,13 @@ describe("an export in slices", () => {
   });
 
   it("out of time, goes on to the end of the part it is filling: the checkpoint carries less than one record", async () => {
-    const h = harness({ EXPORT_SLICE_BUDGET_MS: 1_000 });
+    const { h, reads } = outOfTimeAtFirstPage();
     const jobId = await createJob(h, account, request());
-    // The budget is spent at the first page read; the pages after it take "100 ms" each. A part (5 MiB) takes
-    // about 30 records of 170 KB, over four or five pages: well inside the drain's 500 ms.
-    let reads = 0;
-    h.deps.fault = (point) => {
-      if (point === "after-read") h.clock.now += ++reads === 1 ? 1_000 : 100;
-    };
+    // A part (5 MiB) takes about 30 records of 170 KB, over four or five pages: well inside the drain's 500 ms.
     await handle(h, { kind: "export", jobId, drive: 0 });
     const checkpoint = await jobRow(jobId);
     expect(checkpoint.state).toBe("running");
-    expect(reads).toBeGreaterThan(2);
+    expect(reads()).toBeGreaterThan(2);
     expect(checkpoint.parts).toHaveLength(1);
     // Cut where the part ended: at most the tail of the record that straddled it (records are under 200 KB).
     expect(checkpoint.carryBytes).toBeGreaterThan(0);
@@ -162,13 +167,9 @@ describe("an export in slices", () => {
   });
 
   it("out of time, ends where a split export's next file begins if that comes before the part's end", async () => {
-    const h = harness({ EXPORT_SLICE_BUDGET_MS: 1_000 });
+    const { h } = outOfTimeAtFirstPage();
     // Files of at most 5 MiB (about 30 records): the first file ends before its part is full.
     const jobId = await createJob(h, account, { ...request(), format: "ndjson", max_file_size: 5 * 1024 * 1024 });
-    let reads = 0;
-    h.deps.fault = (point) => {
-      if (point === "after-read") h.clock.now += ++reads === 1 ? 1_000 : 100;
-    };
     await handle(h, { kind: "export", jobId, drive: 0 });
     const checkpoint = await jobRow(jobId);
     expect(checkpoint.state).toBe("running");
