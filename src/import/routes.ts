@@ -16,6 +16,7 @@ import { serveStoredObject } from "../download/route";
 import { acceptedSigningKeys, rejectsResource, uploadResource, verifyDownloadLink } from "../download/signed_url";
 import type { ExportMessage } from "../export/message";
 import { retentionEnd } from "../export/link";
+import { yieldToEventLoop } from "../export/checkpoint";
 import { abortUploads, R2PartWriter } from "../export/r2_writer";
 import { rejectsFileName, uploadKey, type ImportSpec } from "./spec";
 
@@ -23,6 +24,9 @@ export const importRoutes = new Hono<HonoEnv>();
 
 /** How long an upload holds its import: another PUT meanwhile is refused; a dead one frees it after this. */
 const UPLOAD_LOCK_MS = 15 * 60 * 1000;
+
+/** Bytes of an upload read between two turns of the event loop. */
+const UPLOAD_YIELD_BYTES = 256 * 1024;
 
 importRoutes.put("/imports/:jobid", async (c) => {
   const jobId = c.req.param("jobid");
@@ -65,10 +69,19 @@ importRoutes.put("/imports/:jobid", async (c) => {
     const body = c.req.raw.body;
     if (body) {
       const reader = body.getReader();
+      // A read of bytes already received resolves at once, without a turn of the event loop: reading a large
+      // file as fast as it arrives held the isolate, and every other request on it, for the whole upload
+      // (1.3 s for 45 MB under wrangler dev). A turn every UPLOAD_YIELD_BYTES lets them run.
+      let sinceYield = 0;
       for (;;) {
         const { done, value } = await reader.read();
         if (done) break;
         size += value.byteLength;
+        sinceYield += value.byteLength;
+        if (sinceYield >= UPLOAD_YIELD_BYTES) {
+          sinceYield = 0;
+          await yieldToEventLoop();
+        }
         if (size > config.IMPORT_MAX_BYTES) {
           await reader.cancel();
           throw new ApiError("PAYLOAD_TOO_LARGE", `The file is larger than ${config.IMPORT_MAX_BYTES} bytes (IMPORT_MAX_BYTES)`);

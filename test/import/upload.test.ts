@@ -8,7 +8,7 @@ import { expireUploadSlots } from "../../src/export/sweeper";
 import { callApi, createAccount, createField, createList, createTag, dataOf, request, seedScenario, type TestAccount } from "../fixtures";
 import { expectError, parseCsv } from "../api/helpers";
 import { createJob, exportedFile, harness, jobRow, runToEnd } from "../export/driver";
-import { storeImportFile } from "./helpers";
+import { listMembers, storeImportFile } from "./helpers";
 
 const EMAIL = { type: "email", value: "imports@example.com" } as const;
 const ask = (account: TestAccount, details: Record<string, unknown>) => callApi(request(account, "Subscribers", "ImportSubscribersAsync", { notify: EMAIL, ...details }));
@@ -56,6 +56,39 @@ describe("uploading an import's file to its signed link", () => {
     // The uploaded file is deleted once imported.
     const kept = await env.EXPORTS.list({ prefix: `imports/${t.account.id}/${asked.jobid}` });
     expect(kept.objects.map((o) => o.key)).toEqual([`imports/${t.account.id}/${asked.jobid}-rejects.csv`]);
+  });
+
+  it("stores a file of more than one part exactly, whatever the size of the chunks its body arrives in", async () => {
+    const t = await target();
+    const asked = dataOf<{ jobid: string; upload: { url: string } }>(await ask(t.account, { list: t.list, format: "csv" }));
+    // 3,000 rows of about 2 KB (6 MB: two 5 MiB parts, and many turns of the upload's read loop), each row's
+    // Company naming its row, so that a byte lost or repeated anywhere makes a row invalid or a value wrong.
+    const rows = Array.from({ length: 3_000 }, (_, i) => `row${i}@example.com,${String(i).padStart(6, "0").repeat(333)}\n`);
+    const file = new TextEncoder().encode(`email,Company\n${rows.join("")}`);
+    const chunkBytes = 60_001;
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let at = 0; at < file.length; at += chunkBytes) controller.enqueue(file.slice(at, at + chunkBytes));
+        controller.close();
+      },
+    });
+    const response = await put(asked.upload.url, body);
+    expect(await response.json()).toEqual({ response: { status: "SUCCESS", data: { jobid: asked.jobid, status: "queued", bytes: file.length } } });
+
+    const done = await vi.waitUntil(
+      async () => {
+        const s = await statusOf(t.account, asked.jobid);
+        return s.status === "complete" ? s : false;
+      },
+      { timeout: 30_000, interval: 100 },
+    );
+    expect(done).toMatchObject({ rows: 3_000, added: 3_000, rejected: 0 });
+    const members = await listMembers(t.account.id, t.list);
+    const wrong = rows.filter((row) => {
+      const [email, company] = row.trimEnd().split(",");
+      return Object.values(members.get(email!)?.custom_fields ?? {})[0] !== company;
+    });
+    expect({ members: members.size, wrong: wrong.length }).toEqual({ members: 3_000, wrong: 0 });
   });
 
   it("refuses a second upload, a forged link, an empty file, and a link used as another import's", async () => {
