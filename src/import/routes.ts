@@ -77,16 +77,16 @@ importRoutes.put("/imports/:jobid", async (c) => {
         const { done, value } = await reader.read();
         if (done) break;
         size += value.byteLength;
-        sinceYield += value.byteLength;
-        if (sinceYield >= UPLOAD_YIELD_BYTES) {
-          sinceYield = 0;
-          await yieldToEventLoop();
-        }
         if (size > config.IMPORT_MAX_BYTES) {
           await reader.cancel();
           throw new ApiError("PAYLOAD_TOO_LARGE", `The file is larger than ${config.IMPORT_MAX_BYTES} bytes (IMPORT_MAX_BYTES)`);
         }
         await writer.write(value);
+        sinceYield += value.byteLength;
+        if (sinceYield >= UPLOAD_YIELD_BYTES) {
+          sinceYield = 0;
+          await yieldToEventLoop();
+        }
       }
     }
     if (size === 0) throw new ApiError("BAD_REQUEST", "The file is empty: send its bytes as the body of this PUT");
